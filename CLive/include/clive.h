@@ -1,0 +1,245 @@
+/* CLive: the C core of Live, a WebSocket pub/sub server on libuv.
+ *
+ * Threads. A server runs N event loops, one thread each. A session belongs to one loop
+ * for its whole life and all of its socket I/O happens on that loop's thread. Functions
+ * marked "any thread" may be called from any thread, including the loop threads and the
+ * callbacks; when called off the session's loop they post a command to that loop through
+ * a lock-free queue and return without waiting. Callbacks run on the session's loop thread
+ * and must not block.
+ *
+ * Ownership. Handles are opaque and reference-counted where they cross threads:
+ * clive_session (clive_session_retain/release) and clive_frame (clive_frame_retain/
+ * release). A pointer handed to a callback is valid for the callback's duration; retain
+ * it to keep it. Byte arguments are copied before a function returns, unless noted.
+ *
+ * Errors are negative clive_error values; clive_strerror names them.
+ */
+#ifndef CLIVE_H
+#define CLIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct clive_server clive_server;
+typedef struct clive_session clive_session;
+typedef struct clive_frame clive_frame;
+
+typedef enum clive_error {
+    CLIVE_OK = 0,
+    CLIVE_EINVAL = -1,    /* an argument is out of range */
+    CLIVE_ENOMEM = -2,    /* out of memory */
+    CLIVE_ECLOSED = -3,   /* the session (or server) is closed or closing */
+    CLIVE_EOVERFLOW = -4, /* the session's send queue overflowed; the session is closing */
+    CLIVE_ESTATE = -5,    /* not allowed in the current state (e.g. accept twice) */
+    CLIVE_EADDR = -6,     /* could not resolve or bind the address */
+    CLIVE_ESYS = -7,      /* a system call failed (thread, socket, loop) */
+} clive_error;
+
+/* A short English name for an error. Any thread. */
+const char *clive_strerror(int error);
+
+/* The private close code sent when a session's send queue overflows ("slow consumer"). */
+#define CLIVE_CLOSE_SLOW 4008
+
+/* Why a session closed, as reported to on_close. */
+typedef enum clive_close_kind {
+    CLIVE_CLOSED_BY_PEER = 1, /* the client sent a close frame (code, reason: its own) */
+    CLIVE_CLOSED_BY_SERVER,   /* clive_session_close was called (code, reason: as given) */
+    CLIVE_CLOSED_PROTOCOL,    /* the client broke RFC 6455 (code: 1002, 1007 or 1009) */
+    CLIVE_CLOSED_OVERFLOW,    /* the send queue overflowed (code: CLIVE_CLOSE_SLOW) */
+    CLIVE_CLOSED_IDLE,        /* nothing heard within the idle timeout (code 1001) */
+    CLIVE_CLOSED_SHUTDOWN,    /* the server is shutting down (code 1001) */
+    CLIVE_CLOSED_ABNORMAL,    /* the TCP connection ended without a close frame (code 1006) */
+    CLIVE_CLOSED_NOT_OPENED,  /* the connection ended before the upgrade was accepted */
+} clive_close_kind;
+
+typedef struct clive_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} clive_header;
+
+/* An HTTP request as received. Valid only during on_request; all pointers point into
+ * the connection's buffer and are not NUL-terminated. */
+typedef struct clive_request {
+    const char *method;
+    size_t method_len;
+    const char *path;
+    size_t path_len;
+    const char *query; /* after '?', without it; empty when absent */
+    size_t query_len;
+    const clive_header *headers;
+    size_t header_count;
+    const char *remote_address; /* "ip:port" or "[ipv6]:port", NUL-terminated */
+    int is_upgrade;  /* 1: a valid WebSocket upgrade; 0: a plain HTTP request */
+    int subprotocol; /* index into clive_options.subprotocols agreed with the client, or -1 */
+} clive_request;
+
+typedef struct clive_callbacks {
+    /* A complete request arrived on a new connection. For an upgrade the session waits
+     * (reading nothing further, bounded by the handshake timeout) until clive_session_accept
+     * or clive_session_respond is called, from any thread, now or later. A plain request
+     * must be answered with clive_session_respond. Requests that fail the upgrade checks
+     * are answered by the core (400, 426, 431) and never reach this callback. */
+    void (*on_request)(clive_session *session, const clive_request *request, void *user);
+    /* A complete data message (reassembled from its fragments; text is valid UTF-8). The
+     * bytes are valid only during the call. Called in arrival order. */
+    void (*on_message)(clive_session *session, int binary, const uint8_t *data, size_t len,
+                       void *user);
+    /* The session stopped being usable: called exactly once for every session that
+     * on_request was called for, after its subscriptions were removed. For kind
+     * CLIVE_CLOSED_NOT_OPENED the upgrade was never accepted. code and reason: see
+     * clive_close_kind; reason is valid only during the call. */
+    void (*on_close)(clive_session *session, clive_close_kind kind, int code,
+                     const char *reason, size_t reason_len, void *user);
+    void *user;
+} clive_callbacks;
+
+typedef struct clive_options {
+    unsigned loops;              /* event loops; 0: the number of CPUs this process may use */
+    unsigned queue_size;         /* frames queued per session before it overflows; 0: 1024 */
+    size_t queue_bytes;          /* bytes queued per session before it overflows; 0: 16 MiB.
+                                    One frame is always accepted into an empty queue. */
+    size_t max_message;          /* bytes in one received message, else 1009; 0: 16 MiB */
+    unsigned max_fragments;      /* frames in one received message, else 1009; 0: 131072 */
+    size_t max_request_head;     /* bytes of request line and headers, else 431; 0: 8 KiB */
+    unsigned max_sessions;       /* connections at once, else 503; 0: no limit */
+    unsigned handshake_timeout_ms; /* request + upgrade decision; 0: 10000 */
+    unsigned ping_interval_ms;   /* ping a session quiet for this long; 0: 30000 */
+    unsigned idle_timeout_ms;    /* close a session silent for this long (1001); 0: 60000 */
+    unsigned close_timeout_ms;   /* wait for the peer's close reply, then cut; 0: 3000 */
+    const char *const *subprotocols; /* WebSocket subprotocols the server speaks */
+    size_t subprotocol_count;
+    const char *const *allowed_origins; /* exact Origin values allowed for upgrades, else 403;
+                                           none: any origin (and requests without one) */
+    size_t allowed_origin_count;
+    clive_callbacks callbacks;
+} clive_options;
+
+/* Counters summed over all loops; a snapshot, each read atomically. Any thread. */
+typedef struct clive_stats {
+    uint64_t connections;    /* open TCP connections, any state */
+    uint64_t sessions;       /* accepted WebSocket sessions not yet closed */
+    uint64_t subscriptions;  /* (session, topic) pairs */
+    uint64_t topics;         /* topics with at least one subscriber */
+    uint64_t queued_frames;  /* frames waiting in send queues */
+    uint64_t queued_bytes;   /* bytes waiting in send queues */
+    uint64_t overflows;      /* sessions closed for overflowing their queue */
+    uint64_t skipped;        /* published deliveries skipped: no frame for the codec */
+    uint64_t messages_in;    /* data messages received */
+    uint64_t frames_out;     /* frames fully written */
+} clive_stats;
+
+/* --- server ------------------------------------------------------------------------ */
+
+/* Creates a server (not yet listening). options is copied, including the strings it
+ * points to. Any thread. On success *out owns the server: free it with clive_server_free. */
+int clive_server_new(const clive_options *options, clive_server **out);
+
+/* Binds host:port (port 0 picks a free port) on every loop with SO_REUSEPORT, so that the
+ * kernel spreads connections across loops. Call once, before clive_server_start. */
+int clive_server_listen(clive_server *server, const char *host, uint16_t port);
+
+/* The bound port (useful after listening on port 0), or 0. Any thread. */
+uint16_t clive_server_port(const clive_server *server);
+
+/* Starts the loop threads. Returns when they run. Any thread, once. */
+int clive_server_start(clive_server *server);
+
+/* Begins a graceful shutdown: stop accepting, close every session with 1001 (kind
+ * CLIVE_CLOSED_SHUTDOWN), wait for the peers' close replies up to close_timeout_ms, then
+ * stop the loops. Returns at once; idempotent. Any thread, including callbacks. */
+void clive_server_shutdown(clive_server *server);
+
+/* Blocks until the loops have stopped after clive_server_shutdown. Not on a loop thread. */
+void clive_server_wait(clive_server *server);
+
+/* Frees a server that was never started, or that clive_server_wait returned for. Sessions
+ * still retained by the caller stay valid as handles (their calls return CLIVE_ECLOSED). */
+void clive_server_free(clive_server *server);
+
+/* Counters, summed over loops. Any thread. */
+void clive_server_stats(const clive_server *server, clive_stats *out);
+
+/* --- sessions ---------------------------------------------------------------------- */
+
+/* Accepts a pending upgrade: the 101 response goes out (with the agreed subprotocol), the
+ * session starts reading frames and is published to through frame slot `codec_slot`
+ * (see clive_publish). Any thread; at most once, and only after on_request reported an
+ * upgrade. A session the handshake timeout already closed returns CLIVE_ECLOSED. */
+int clive_session_accept(clive_session *session, unsigned codec_slot);
+
+/* Answers the request with an HTTP response and closes the connection: a rejected upgrade
+ * (401, 403, ...) or a plain request's answer. headers: zero or more "Name: value\r\n"
+ * lines (may be NULL). Any thread; at most once; copies its arguments. */
+int clive_session_respond(clive_session *session, int status, const char *headers,
+                          size_t headers_len, const void *body, size_t body_len);
+
+/* Queues a frame to the session. Never blocks: returns CLIVE_ECLOSED when the session is
+ * not open, CLIVE_EOVERFLOW when its queue has overflowed (the session then closes with
+ * CLIVE_CLOSE_SLOW and every later send fails). A send from another thread is checked
+ * against the queue when the session's loop takes it; an overflow found there closes the
+ * session and is reported to on_close. Takes its own reference to the frame. Any thread. */
+int clive_session_send(clive_session *session, clive_frame *frame);
+
+/* Starts the closing handshake with code (1000-4999 allowed on the wire) and a UTF-8
+ * reason of at most 123 bytes. on_close reports CLIVE_CLOSED_BY_SERVER. Any thread. */
+int clive_session_close(clive_session *session, uint16_t code, const char *reason,
+                        size_t reason_len);
+
+/* A process-unique id, never reused, assigned at accept(2). Any thread. */
+uint64_t clive_session_id(const clive_session *session);
+
+/* The subprotocol index agreed in the handshake, or -1. Any thread. */
+int clive_session_subprotocol(const clive_session *session);
+
+/* Whether the session is open (accepted and not closing). Any thread; a snapshot. */
+int clive_session_is_open(const clive_session *session);
+
+/* An opaque pointer for the embedding layer. Set it in on_request, before accepting;
+ * read it from any thread after that. */
+void clive_session_set_user(clive_session *session, void *user);
+void *clive_session_user(const clive_session *session);
+
+/* Reference counting: the server holds one reference while the connection lives; a
+ * caller that keeps a session beyond a callback retains it. Any thread. */
+void clive_session_retain(clive_session *session);
+void clive_session_release(clive_session *session);
+
+/* --- frames ------------------------------------------------------------------------ */
+
+/* Builds a server frame (header and a copy of the payload) once, to be sent to any number
+ * of sessions without further copies. binary: 1 for a binary frame, 0 for text (the
+ * caller guarantees valid UTF-8). Returns NULL when out of memory. The caller owns one
+ * reference. Any thread. */
+clive_frame *clive_frame_new(int binary, const void *payload, size_t len);
+void clive_frame_retain(clive_frame *frame);
+void clive_frame_release(clive_frame *frame);
+
+/* --- topics ------------------------------------------------------------------------ */
+
+/* Subscribes a session to a topic (any bytes, 1 to 65535 of them). Subscribing twice is a
+ * no-op. Takes effect in order with the session's other commands. Any thread. */
+int clive_subscribe(clive_session *session, const char *topic, size_t topic_len);
+
+/* Removes a subscription; a no-op when absent. An empty topic disappears. Any thread. */
+int clive_unsubscribe(clive_session *session, const char *topic, size_t topic_len);
+
+/* Sends to every session subscribed to topic, on every loop. frames[i] is what sessions
+ * accepted with codec_slot i receive; a NULL slot (or i >= count) skips those sessions
+ * and counts them in clive_stats.skipped. Each frame is shared, not copied: the call
+ * takes its own references. A subscriber whose queue overflows is closed, not skipped.
+ * Publishes from one thread reach each subscriber in the order they were made. Any thread. */
+int clive_publish(clive_server *server, const char *topic, size_t topic_len,
+                  clive_frame *const *frames, size_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,222 @@
+/* The core's internal structures, shared by the loop, session and command code. */
+#ifndef LIVE_CORE_H
+#define LIVE_CORE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "clive.h"
+#include "frame.h"
+#include "inbox.h"
+#include "sendq.h"
+#include "topics.h"
+
+/* A frame built once and shared by every queue it sits in. */
+struct clive_frame {
+    atomic_uint refs;
+    size_t len;
+    uint8_t bytes[];
+};
+
+/* Bytes written as they are (a handshake or HTTP response) as a shareable frame. */
+clive_frame *lv_frame_raw(const void *a, size_t alen, const void *b, size_t blen);
+/* A control frame (close, ping, pong) with its payload. */
+clive_frame *lv_frame_control(int opcode, const void *payload, size_t len);
+
+typedef struct lv_loop lv_loop;
+
+/* The session's state as its loop sees it. */
+typedef enum lv_state {
+    LV_READING_REQUEST, /* assembling the HTTP request head */
+    LV_DECIDING,        /* on_request called; waiting for accept or respond */
+    LV_OPEN,            /* WebSocket frames flow */
+    LV_CLOSING,         /* close frame or HTTP response queued; lingering until EOF */
+    LV_DONE,            /* socket closed; waiting for the last references */
+} lv_state;
+
+/* The session's state as any thread sees it (clive_session.shared_state). */
+enum {
+    LV_SHARED_PENDING = 0, /* upgrade not yet accepted */
+    LV_SHARED_OPEN = 1,
+    LV_SHARED_CLOSED = 2,
+    LV_SHARED_OVERFLOWED = 3,
+};
+
+struct clive_session {
+    uv_poll_t poll; /* poll.data == this session */
+    lv_loop *loop;
+    atomic_uint refs;
+    atomic_int shared_state;
+    uint64_t id;
+    void *user;
+    int fd;
+    int8_t subprotocol;
+    uint8_t codec_slot;
+    uint8_t state;          /* lv_state */
+    uint8_t polling;        /* UV_READABLE/UV_WRITABLE events currently requested */
+    bool in_dirty;          /* on loop->dirty, waiting for its flush */
+    bool in_deferred;       /* on loop->deferred, waiting for close work */
+    bool overflowed;        /* queue overflowed: close with 4008 on the deferred pass */
+    bool notify_close;      /* on_close still to be called on the deferred pass */
+    bool request_seen;      /* on_request was called: on_close is owed */
+    bool write_shut;        /* shutdown(SHUT_WR) done: only reading until EOF */
+    bool ping_outstanding;  /* a keepalive ping is out and nothing was heard since */
+    bool close_queued;      /* our close frame (or final HTTP response) is queued */
+    bool close_notified;    /* on_close was called */
+    /* close details for on_close */
+    uint8_t close_kind;
+    uint16_t close_code;
+    uint8_t close_reason_len;
+    char close_reason[123];
+    uint64_t last_heard_ms; /* loop time of the last byte read */
+    uint64_t deadline_ms;   /* handshake or close deadline, by state */
+    clive_session *prev, *next;        /* the loop's session list */
+    clive_session *dirty_next;         /* the loop's flush list */
+    clive_session *deferred_next;      /* the loop's close-work list */
+    clive_frame *upgrade_reply; /* the 101 response, built with the request, sent on accept */
+    /* request head, then pipelined bytes after it; freed once the session opens */
+    char *head;
+    uint32_t head_len, head_cap;
+    size_t head_scanned;
+    /* frames in */
+    lv_frame_parser parser;
+    uint8_t *msg; /* a data message being reassembled */
+    size_t msg_len, msg_cap;
+    /* frames out */
+    lv_sendq q;
+    lv_sub *subs;
+};
+
+/* Counters a loop updates alone (relaxed stores) and any thread reads. */
+typedef struct lv_counters {
+    atomic_uint_fast64_t connections, sessions, queued_frames, queued_bytes, overflows, skipped,
+        messages_in, frames_out, subscriptions, topics;
+} lv_counters;
+
+struct lv_loop {
+    clive_server *server;
+    unsigned index;
+    uv_loop_t uv;
+    uv_thread_t thread;
+    int listen_fd;
+    uv_poll_t listener;
+    uv_async_t wake;       /* inbox has items, or shutdown */
+    uv_prepare_t flush;    /* before the loop blocks: deferred close work, then writes */
+    uv_timer_t sweep;      /* handshake, keepalive, idle and close timeouts */
+    lv_inbox inbox;
+    clive_session *sessions; /* every connection of this loop */
+    clive_session *dirty;    /* sessions with frames to write this turn */
+    clive_session *deferred; /* sessions with close work to do outside callbacks */
+    lv_topics topics;
+    uint8_t *rbuf; /* one receive buffer for every connection of the loop */
+    size_t rbuf_cap;
+    bool stopping;      /* shutdown began: no new connections */
+    bool handles_closed;
+    bool thread_joined;
+    atomic_int open;    /* 1 while the inbox takes commands */
+    atomic_int posting; /* producers inside lv_loop_post */
+    lv_counters counters;
+};
+
+struct clive_server {
+    clive_options options;      /* defaults applied; strings owned (below) */
+    char **owned_strings;       /* copies of subprotocol and origin strings */
+    size_t owned_count;
+    unsigned nloops;
+    lv_loop *loops;
+    uint16_t port;
+    atomic_uint refs; /* the owner's, plus one per session handle */
+    atomic_int started;
+    atomic_int shutting_down;
+    atomic_uint connections; /* for max_sessions */
+};
+
+/* Drops a reference to the server; the last one frees it (server.c). */
+void lv_server_release(clive_server *server);
+
+/* The loop whose thread is running, or NULL on other threads. */
+extern _Thread_local lv_loop *lv_current_loop;
+
+static inline uint64_t lv_now(lv_loop *l) { return uv_now(&l->uv); }
+
+static inline void lv_count(atomic_uint_fast64_t *c, int64_t delta) {
+    /* Only the owning loop writes: a relaxed load and store, no read-modify-write. */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)delta,
+                          memory_order_relaxed);
+}
+
+/* --- commands: how other threads reach a loop (commands.c) --- */
+
+typedef enum lv_cmd_kind {
+    LV_CMD_ACCEPT,
+    LV_CMD_RESPOND,
+    LV_CMD_SEND,
+    LV_CMD_CLOSE,
+    LV_CMD_SUBSCRIBE,
+    LV_CMD_UNSUBSCRIBE,
+    LV_CMD_PUBLISH,
+    LV_CMD_SHUTDOWN,
+} lv_cmd_kind;
+
+typedef struct lv_cmd {
+    lv_node node; /* first: the inbox links commands through it */
+    lv_cmd_kind kind;
+    clive_session *session; /* retained, or NULL */
+    clive_frame **frames;   /* retained; points into data */
+    size_t frame_count;
+    unsigned number; /* codec slot, close code */
+    size_t len;      /* bytes of data used by the text (topic, reason) */
+    char data[];     /* frames array, then the text */
+} lv_cmd;
+
+/* Runs one command on its loop's thread and frees it. */
+void lv_cmd_run(lv_loop *l, lv_cmd *cmd);
+/* Frees a command without running it (its loop has stopped). */
+void lv_cmd_free(lv_cmd *cmd);
+
+/* --- loop (loop.c) --- */
+
+/* Posts a command to a loop and wakes it. Any thread. */
+void lv_loop_post(lv_loop *l, lv_cmd *cmd);
+/* Marks a session to be flushed before the loop next blocks. */
+void lv_loop_mark_dirty(clive_session *s);
+/* Marks a session for close work outside any callback. */
+void lv_loop_defer(clive_session *s);
+/* Sends frames to this loop's subscribers of a topic. Loop thread. */
+void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *const *frames,
+                    size_t count);
+/* Starts the loop's shutdown. Loop thread. */
+void lv_loop_begin_shutdown(lv_loop *l);
+/* Stops the loop once its last connection is gone. Loop thread. */
+void lv_loop_maybe_stop(lv_loop *l);
+int lv_loop_init(lv_loop *l, clive_server *server, unsigned index);
+int lv_loop_start(lv_loop *l);
+void lv_loop_free(lv_loop *l);
+
+/* --- sessions (session.c) --- */
+
+/* A new connection on fd. */
+void lv_session_open_fd(lv_loop *l, int fd);
+void lv_session_on_poll(uv_poll_t *handle, int status, int events);
+/* Queues a frame under the session's limits (taking a reference); an overflow marks the
+ * session for closing. Loop thread. */
+void lv_session_enqueue(clive_session *s, clive_frame *f);
+/* Writes what is queued. Loop thread. */
+void lv_session_flush(clive_session *s);
+/* Starts the closing handshake. Loop thread. */
+void lv_session_start_close(clive_session *s, clive_close_kind kind, uint16_t code,
+                            const char *reason, size_t reason_len);
+/* Loop-thread halves of the public calls. */
+void lv_session_do_accept(clive_session *s, unsigned codec_slot);
+void lv_session_do_respond(clive_session *s, int status, const char *headers, size_t hlen,
+                           const void *body, size_t blen);
+/* Close work deferred out of callbacks: overflow closes, then on_close notifications. */
+void lv_session_run_deferred(clive_session *s);
+/* Timeouts and keepalive, called by the sweep timer. */
+void lv_session_sweep(clive_session *s, uint64_t now);
+/* Closes the socket and drops everything; on_close if still owed. */
+void lv_session_finish(clive_session *s);
+
+#endif

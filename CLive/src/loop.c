@@ -1,0 +1,203 @@
+/* One event loop: its thread, its listener, its inbox, and the once-per-turn work.
+ *
+ * A loop turn in libuv runs timers, then I/O callbacks, then (before blocking again) the
+ * prepare handle. Callbacks only queue frames and mark sessions dirty; the prepare pass
+ * then writes each dirty session once, with every frame it has queued in one sendmsg.
+ * That batching is what keeps a fanout from paying one syscall per delivery. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core.h"
+
+_Thread_local lv_loop *lv_current_loop;
+
+#define RECEIVE_BUFFER (256 * 1024)
+#define ACCEPTS_PER_EVENT 64
+
+void lv_loop_post(lv_loop *l, lv_cmd *cmd) {
+    /* A Dekker-style handshake with lv_loop_maybe_stop: either we see the loop open and it
+     * waits for us to finish pushing, or it has closed and we drop the command. */
+    atomic_fetch_add(&l->posting, 1);
+    if (atomic_load(&l->open)) {
+        lv_inbox_push(&l->inbox, &cmd->node);
+        uv_async_send(&l->wake);
+        atomic_fetch_sub(&l->posting, 1);
+        return;
+    }
+    atomic_fetch_sub(&l->posting, 1);
+    lv_cmd_free(cmd);
+}
+
+void lv_loop_mark_dirty(clive_session *s) {
+    if (s->in_dirty) return;
+    s->in_dirty = true;
+    clive_session_retain(s);
+    s->dirty_next = s->loop->dirty;
+    s->loop->dirty = s;
+}
+
+void lv_loop_defer(clive_session *s) {
+    if (s->in_deferred) return;
+    s->in_deferred = true;
+    clive_session_retain(s);
+    s->deferred_next = s->loop->deferred;
+    s->loop->deferred = s;
+}
+
+static void on_wake(uv_async_t *handle) {
+    lv_loop *l = handle->data;
+    lv_node *n;
+    while ((n = lv_inbox_pop(&l->inbox)) != NULL) lv_cmd_run(l, (lv_cmd *)n);
+}
+
+/* Deferred close work first (it queues close frames), then one write per dirty session. */
+static void on_prepare(uv_prepare_t *handle) {
+    lv_loop *l = handle->data;
+    while (l->deferred || l->dirty) {
+        while (l->deferred) {
+            clive_session *s = l->deferred;
+            l->deferred = s->deferred_next;
+            s->in_deferred = false;
+            lv_session_run_deferred(s);
+            clive_session_release(s);
+        }
+        clive_session *dirty = l->dirty;
+        l->dirty = NULL;
+        while (dirty) {
+            clive_session *s = dirty;
+            dirty = s->dirty_next;
+            s->in_dirty = false;
+            lv_session_flush(s);
+            clive_session_release(s);
+        }
+    }
+}
+
+static void on_sweep(uv_timer_t *handle) {
+    lv_loop *l = handle->data;
+    uint64_t now = lv_now(l);
+    for (clive_session *s = l->sessions, *next; s; s = next) {
+        next = s->next;
+        lv_session_sweep(s, now);
+    }
+}
+
+static void on_listener(uv_poll_t *handle, int status, int events) {
+    lv_loop *l = handle->data;
+    (void)events;
+    if (status < 0 || l->stopping) return;
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        int fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            /* EAGAIN: drained. EMFILE/ENFILE: the connection waits in the backlog until a
+             * descriptor frees up; level-triggered polling brings us back then. */
+            return;
+        }
+        lv_session_open_fd(l, fd);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *handle) { (void)handle; }
+
+static void stop_listening(lv_loop *l) {
+    if (l->listen_fd < 0) return;
+    uv_close((uv_handle_t *)&l->listener, on_handle_closed);
+    close(l->listen_fd);
+    l->listen_fd = -1;
+}
+
+void lv_loop_begin_shutdown(lv_loop *l) {
+    if (l->stopping) return;
+    l->stopping = true;
+    stop_listening(l);
+    for (clive_session *s = l->sessions, *next; s; s = next) {
+        next = s->next;
+        if (s->state == LV_OPEN)
+            lv_session_start_close(s, CLIVE_CLOSED_SHUTDOWN, LV_CLOSE_GOING_AWAY,
+                                   "server shutting down", 20);
+        else if (s->state != LV_CLOSING)
+            lv_session_finish(s);
+    }
+    lv_loop_maybe_stop(l);
+}
+
+void lv_loop_maybe_stop(lv_loop *l) {
+    if (!l->stopping || l->sessions != NULL || l->handles_closed) return;
+    l->handles_closed = true;
+    /* Refuse new commands, wait out producers mid-push, run what they left. */
+    atomic_store(&l->open, 0);
+    while (atomic_load(&l->posting) != 0) sched_yield();
+    on_wake(&l->wake);
+    uv_close((uv_handle_t *)&l->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&l->flush, on_handle_closed);
+    uv_close((uv_handle_t *)&l->sweep, on_handle_closed);
+}
+
+static void thread_main(void *arg) {
+    lv_loop *l = arg;
+    lv_current_loop = l;
+    uv_run(&l->uv, UV_RUN_DEFAULT);
+    /* Sessions closed during the last turn may still have close callbacks to run. */
+    uv_run(&l->uv, UV_RUN_NOWAIT);
+    uv_loop_close(&l->uv);
+    lv_current_loop = NULL;
+}
+
+int lv_loop_init(lv_loop *l, clive_server *server, unsigned index) {
+    l->server = server;
+    l->index = index;
+    l->listen_fd = -1;
+    l->rbuf_cap = RECEIVE_BUFFER;
+    l->rbuf = malloc(l->rbuf_cap);
+    if (l->rbuf == NULL) return CLIVE_ENOMEM;
+    lv_inbox_init(&l->inbox);
+    atomic_init(&l->open, 0);
+    atomic_init(&l->posting, 0);
+    return CLIVE_OK;
+}
+
+static unsigned sweep_interval(const clive_options *o) {
+    unsigned m = o->handshake_timeout_ms;
+    if (o->ping_interval_ms < m) m = o->ping_interval_ms;
+    if (o->idle_timeout_ms < m) m = o->idle_timeout_ms;
+    if (o->close_timeout_ms < m) m = o->close_timeout_ms;
+    m /= 4; /* a timeout fires at most a quarter late */
+    return m < 10 ? 10 : m > 1000 ? 1000 : m;
+}
+
+int lv_loop_start(lv_loop *l) {
+    if (uv_loop_init(&l->uv) != 0) return CLIVE_ESYS;
+    l->uv.data = l;
+    uv_async_init(&l->uv, &l->wake, on_wake);
+    l->wake.data = l;
+    uv_prepare_init(&l->uv, &l->flush);
+    l->flush.data = l;
+    uv_prepare_start(&l->flush, on_prepare);
+    uv_timer_init(&l->uv, &l->sweep);
+    l->sweep.data = l;
+    unsigned every = sweep_interval(&l->server->options);
+    uv_timer_start(&l->sweep, on_sweep, every, every);
+    if (l->listen_fd >= 0) {
+        uv_poll_init(&l->uv, &l->listener, l->listen_fd);
+        l->listener.data = l;
+        uv_poll_start(&l->listener, UV_READABLE, on_listener);
+    }
+    atomic_store(&l->open, 1);
+    if (uv_thread_create(&l->thread, thread_main, l) != 0) {
+        atomic_store(&l->open, 0);
+        return CLIVE_ESYS;
+    }
+    return CLIVE_OK;
+}
+
+void lv_loop_free(lv_loop *l) {
+    if (l->listen_fd >= 0) close(l->listen_fd);
+    lv_topics_free(&l->topics);
+    free(l->rbuf);
+    l->rbuf = NULL;
+}

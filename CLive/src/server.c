@@ -1,0 +1,247 @@
+/* The server: options and their defaults, listening sockets, loop threads, shutdown. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core.h"
+
+const char *clive_strerror(int error) {
+    switch (error) {
+    case CLIVE_OK: return "ok";
+    case CLIVE_EINVAL: return "invalid argument";
+    case CLIVE_ENOMEM: return "out of memory";
+    case CLIVE_ECLOSED: return "session or server closed";
+    case CLIVE_EOVERFLOW: return "send queue overflowed";
+    case CLIVE_ESTATE: return "not allowed in this state";
+    case CLIVE_EADDR: return "cannot bind address";
+    case CLIVE_ESYS: return "system call failed";
+    default: return "unknown error";
+    }
+}
+
+/* CPUs this process may run on: under `taskset -c 0` that is 1, not the machine's count. */
+static unsigned usable_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return (unsigned)n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* Defaults, each with its reason. */
+static void apply_defaults(clive_options *o) {
+    if (!o->loops) o->loops = usable_cpus();
+    /* 1024 frames: deep enough for bursts of 256 publishes in flight, small enough that a
+     * full ring is 8 KiB of pointers. */
+    if (!o->queue_size) o->queue_size = 1024;
+    if (!o->queue_bytes) o->queue_bytes = 16u << 20; /* one maximal message */
+    if (!o->max_message) o->max_message = 16u << 20;
+    /* 4 MiB in 64-byte fragments (65,536, as conformance suites send) fits twice over */
+    if (!o->max_fragments) o->max_fragments = 131072;
+    if (!o->max_request_head) o->max_request_head = 8192;
+    if (!o->handshake_timeout_ms) o->handshake_timeout_ms = 10000;
+    if (!o->ping_interval_ms) o->ping_interval_ms = 30000; /* under most proxies' 60 s idle */
+    if (!o->idle_timeout_ms) o->idle_timeout_ms = 60000;
+    if (!o->close_timeout_ms) o->close_timeout_ms = 3000;
+}
+
+static char **copy_strings(clive_server *srv, const char *const *src, size_t n) {
+    if (n == 0) return NULL;
+    char **dst = calloc(n, sizeof *dst);
+    if (dst == NULL) return NULL;
+    char **owned = realloc(srv->owned_strings, sizeof *owned * (srv->owned_count + n + 1));
+    if (owned == NULL) {
+        free(dst);
+        return NULL;
+    }
+    srv->owned_strings = owned;
+    owned[srv->owned_count++] = (char *)dst; /* the array itself is owned too */
+    for (size_t i = 0; i < n; i++) {
+        dst[i] = strdup(src[i] ? src[i] : "");
+        if (dst[i] == NULL) return NULL;
+        owned[srv->owned_count++] = dst[i];
+    }
+    return dst;
+}
+
+int clive_server_new(const clive_options *options, clive_server **out) {
+    *out = NULL;
+    clive_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL) return CLIVE_ENOMEM;
+    srv->options = *options;
+    apply_defaults(&srv->options);
+    atomic_init(&srv->refs, 1);
+    int err = CLIVE_OK;
+    clive_options *o = &srv->options;
+    if (o->subprotocol_count) {
+        o->subprotocols = (const char *const *)copy_strings(srv, options->subprotocols,
+                                                            options->subprotocol_count);
+        if (o->subprotocols == NULL) err = CLIVE_ENOMEM;
+    }
+    if (o->allowed_origin_count && err == CLIVE_OK) {
+        o->allowed_origins = (const char *const *)copy_strings(srv, options->allowed_origins,
+                                                               options->allowed_origin_count);
+        if (o->allowed_origins == NULL) err = CLIVE_ENOMEM;
+    }
+    if (o->subprotocol_count > 127 || o->loops > 1024) err = CLIVE_EINVAL;
+    if (err == CLIVE_OK) {
+        srv->nloops = o->loops;
+        srv->loops = calloc(srv->nloops, sizeof *srv->loops);
+        if (srv->loops == NULL) err = CLIVE_ENOMEM;
+        for (unsigned i = 0; err == CLIVE_OK && i < srv->nloops; i++)
+            err = lv_loop_init(&srv->loops[i], srv, i);
+    }
+    if (err != CLIVE_OK) {
+        lv_server_release(srv);
+        return err;
+    }
+    *out = srv;
+    return CLIVE_OK;
+}
+
+static int bind_one(const struct addrinfo *ai, uint16_t port) {
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* One listening socket per loop on the same port: the kernel spreads connections. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct sockaddr_storage ss;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+    if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int clive_server_listen(clive_server *srv, const char *host, uint16_t port) {
+    if (srv->port || atomic_load(&srv->started)) return CLIVE_ESTATE;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char service[8];
+    snprintf(service, sizeof service, "%u", port);
+    if (getaddrinfo(host && *host ? host : NULL, service, &hints, &res) != 0 || res == NULL)
+        return CLIVE_EADDR;
+    int err = CLIVE_OK;
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        int fd = bind_one(res, port);
+        if (fd < 0) {
+            err = CLIVE_EADDR;
+            break;
+        }
+        srv->loops[i].listen_fd = fd;
+        if (port == 0) { /* the others join the port the kernel picked for the first */
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof ss;
+            getsockname(fd, (struct sockaddr *)&ss, &len);
+            port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                 : ((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    freeaddrinfo(res);
+    if (err != CLIVE_OK) {
+        for (unsigned i = 0; i < srv->nloops; i++) {
+            if (srv->loops[i].listen_fd >= 0) close(srv->loops[i].listen_fd);
+            srv->loops[i].listen_fd = -1;
+        }
+        return err;
+    }
+    srv->port = port;
+    return CLIVE_OK;
+}
+
+uint16_t clive_server_port(const clive_server *srv) { return srv->port; }
+
+int clive_server_start(clive_server *srv) {
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&srv->started, &expected, 1)) return CLIVE_ESTATE;
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        int err = lv_loop_start(&srv->loops[i]);
+        if (err != CLIVE_OK) {
+            atomic_store(&srv->started, 2 + (int)i); /* loops [0, i) run */
+            clive_server_shutdown(srv);
+            return err;
+        }
+    }
+    atomic_store(&srv->started, 2 + (int)srv->nloops);
+    return CLIVE_OK;
+}
+
+static unsigned running_loops(const clive_server *srv) {
+    int st = atomic_load(&srv->started);
+    return st >= 2 ? (unsigned)(st - 2) : 0;
+}
+
+void clive_server_shutdown(clive_server *srv) {
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&srv->shutting_down, &expected, 1)) return;
+    unsigned n = running_loops(srv);
+    for (unsigned i = 0; i < n; i++) {
+        lv_cmd *c = calloc(1, sizeof *c);
+        if (c == NULL) abort(); /* a shutdown that cannot be delivered would hang wait() */
+        c->kind = LV_CMD_SHUTDOWN;
+        lv_loop_post(&srv->loops[i], c);
+    }
+}
+
+void clive_server_wait(clive_server *srv) {
+    unsigned n = running_loops(srv);
+    for (unsigned i = 0; i < n; i++) {
+        lv_loop *l = &srv->loops[i];
+        if (l->thread_joined) continue;
+        uv_thread_join(&l->thread);
+        l->thread_joined = true;
+    }
+}
+
+void lv_server_release(clive_server *srv) {
+    if (atomic_fetch_sub(&srv->refs, 1) != 1) return;
+    for (unsigned i = 0; srv->loops && i < srv->nloops; i++) lv_loop_free(&srv->loops[i]);
+    free(srv->loops);
+    for (size_t i = 0; i < srv->owned_count; i++) free(srv->owned_strings[i]);
+    free(srv->owned_strings);
+    free(srv);
+}
+
+void clive_server_free(clive_server *srv) {
+    if (srv == NULL) return;
+    if (running_loops(srv)) {
+        clive_server_shutdown(srv);
+        clive_server_wait(srv);
+    }
+    lv_server_release(srv);
+}
+
+void clive_server_stats(const clive_server *srv, clive_stats *out) {
+    memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        const lv_counters *c = &srv->loops[i].counters;
+#define SUM(field) out->field += atomic_load_explicit(&c->field, memory_order_relaxed)
+        SUM(connections);
+        SUM(sessions);
+        SUM(subscriptions);
+        SUM(topics);
+        SUM(queued_frames);
+        SUM(queued_bytes);
+        SUM(overflows);
+        SUM(skipped);
+        SUM(messages_in);
+        SUM(frames_out);
+#undef SUM
+    }
+}

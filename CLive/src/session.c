@@ -1,0 +1,610 @@
+/* A connection's life on its loop: request head, upgrade decision, frames in, frames out,
+ * closing handshake, teardown. Everything here runs on the session's loop thread.
+ *
+ * Closing. Every close goes the same way: our close frame (or final HTTP response) is
+ * queued behind what is already queued; once it is written we shut our side down
+ * (SHUT_WR, the server's FIN comes first as RFC 6455 7.1.1 asks) and keep reading and
+ * discarding until the peer's EOF or the close timeout, then close the socket. Closing
+ * only after the peer is done keeps our last bytes from being destroyed by an RST. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "http.h"
+#include "utf8.h"
+
+static atomic_uint_fast64_t next_session_id = 1;
+
+#define READS_PER_EVENT 4 /* bounded so one busy client cannot starve the loop */
+
+static const clive_callbacks *callbacks(clive_session *s) {
+    return &s->loop->server->options.callbacks;
+}
+
+static void set_polling(clive_session *s, int events) {
+    if (events == s->polling || s->state == LV_DONE) return;
+    if (events == 0)
+        uv_poll_stop(&s->poll);
+    else
+        uv_poll_start(&s->poll, events, lv_session_on_poll);
+    s->polling = (uint8_t)events;
+}
+
+/* Keeps the loop's queue counters in step with a change to s->q. */
+static void account_queue(clive_session *s, uint32_t count_before, size_t bytes_before) {
+    lv_counters *c = &s->loop->counters;
+    lv_count(&c->queued_frames, (int64_t)s->q.count - (int64_t)count_before);
+    lv_count(&c->queued_bytes, (int64_t)s->q.bytes - (int64_t)bytes_before);
+}
+
+static void free_head(clive_session *s) {
+    free(s->head);
+    s->head = NULL;
+    s->head_len = s->head_cap = 0;
+    s->head_scanned = 0;
+}
+
+/* --- opening ----------------------------------------------------------------------- */
+
+void lv_session_open_fd(lv_loop *l, int fd) {
+    clive_server *srv = l->server;
+    unsigned n = atomic_fetch_add(&srv->connections, 1) + 1;
+    clive_session *s = calloc(1, sizeof *s);
+    if (s == NULL || uv_poll_init(&l->uv, &s->poll, fd) != 0) {
+        free(s);
+        close(fd);
+        atomic_fetch_sub(&srv->connections, 1);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    s->poll.data = s;
+    s->loop = l;
+    atomic_init(&s->refs, 1); /* the loop's, dropped when the socket is closed */
+    atomic_init(&s->shared_state, LV_SHARED_PENDING);
+    atomic_fetch_add(&srv->refs, 1); /* the server outlives every session handle */
+    s->id = atomic_fetch_add(&next_session_id, 1);
+    s->fd = fd;
+    s->subprotocol = -1;
+    s->state = LV_READING_REQUEST;
+    s->last_heard_ms = lv_now(l);
+    s->deadline_ms = s->last_heard_ms + srv->options.handshake_timeout_ms;
+    lv_frame_parser_init(&s->parser, srv->options.max_message, srv->options.max_fragments);
+    s->next = l->sessions;
+    if (l->sessions) l->sessions->prev = s;
+    l->sessions = s;
+    lv_count(&l->counters.connections, 1);
+    if (srv->options.max_sessions && n > srv->options.max_sessions) {
+        static const char body[] = "too many connections\n";
+        lv_session_do_respond(s, 503, NULL, 0, body, sizeof body - 1);
+        return;
+    }
+    set_polling(s, UV_READABLE);
+}
+
+static void format_remote(int fd, char *out, size_t cap) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    out[0] = 0;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) return;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+        snprintf(out, cap, "%s:%u", ip, port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        port = ntohs(a->sin6_port);
+        snprintf(out, cap, "[%s]:%u", ip, port);
+    }
+}
+
+static int origin_allowed(const clive_options *o, const lv_upgrade *up) {
+    if (o->allowed_origin_count == 0) return 1;
+    if (up->origin == NULL) return 0;
+    for (size_t i = 0; i < o->allowed_origin_count; i++) {
+        const char *a = o->allowed_origins[i];
+        if (strlen(a) == up->origin_len && strncasecmp(a, up->origin, up->origin_len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void reject(clive_session *s, int status, const char *reason) {
+    static const char version[] = "Sec-WebSocket-Version: 13\r\n";
+    char body[128];
+    int n = snprintf(body, sizeof body, "%s\n", reason ? reason : lv_http_status_text(status));
+    lv_session_do_respond(s, status, status == 426 ? version : NULL,
+                          status == 426 ? sizeof version - 1 : 0, body, (size_t)n);
+}
+
+/* A complete head of `end` bytes sits at s->head. */
+static void handle_request(clive_session *s, size_t end) {
+    const clive_options *o = &s->loop->server->options;
+    lv_http_request req;
+    lv_upgrade up;
+    const char *reason = NULL;
+    int status = lv_http_parse(s->head, end, &req, &reason);
+    if (status == 0)
+        status = lv_upgrade_check(&req, o->subprotocols, o->subprotocol_count, &up, &reason);
+    if (status == 0 && up.is_upgrade && !origin_allowed(o, &up)) {
+        status = 403;
+        reason = "origin not allowed";
+    }
+    if (status != 0) {
+        reject(s, status, reason);
+        return;
+    }
+    if (up.is_upgrade) {
+        char reply[256];
+        const char *proto = up.subprotocol >= 0 ? o->subprotocols[up.subprotocol] : NULL;
+        size_t n = lv_upgrade_response(reply, sizeof reply, &up, proto);
+        s->upgrade_reply = n ? lv_frame_raw(reply, n, NULL, 0) : NULL;
+        if (s->upgrade_reply == NULL) {
+            reject(s, 500, "out of memory");
+            return;
+        }
+        s->subprotocol = (int8_t)up.subprotocol;
+    }
+    s->head_scanned = end; /* from here on: where pipelined bytes after the head start */
+    char remote[INET6_ADDRSTRLEN + 16];
+    format_remote(s->fd, remote, sizeof remote);
+    clive_request r = {
+        .method = req.method,
+        .method_len = req.method_len,
+        .path = req.path,
+        .path_len = req.path_len,
+        .query = req.query,
+        .query_len = req.query_len,
+        .headers = req.headers,
+        .header_count = req.header_count,
+        .remote_address = remote,
+        .is_upgrade = up.is_upgrade,
+        .subprotocol = up.is_upgrade ? up.subprotocol : -1,
+    };
+    s->state = LV_DECIDING;
+    s->request_seen = true;
+    set_polling(s, 0); /* read nothing more until the app decides; the deadline still runs */
+    const clive_callbacks *cb = callbacks(s);
+    if (cb->on_request)
+        cb->on_request(s, &r, cb->user);
+    else if (up.is_upgrade)
+        lv_session_do_accept(s, 0);
+    else
+        reject(s, 426, "this endpoint speaks WebSocket");
+}
+
+static void on_request_bytes(clive_session *s, const uint8_t *data, size_t n) {
+    size_t cap = s->loop->server->options.max_request_head;
+    if (s->head_len + n > s->head_cap) {
+        size_t want = s->head_cap ? s->head_cap : 1024;
+        while (want < s->head_len + n) want *= 2;
+        char *p = realloc(s->head, want);
+        if (p == NULL) {
+            reject(s, 500, "out of memory");
+            return;
+        }
+        s->head = p;
+        s->head_cap = (uint32_t)want;
+    }
+    memcpy(s->head + s->head_len, data, n);
+    s->head_len += (uint32_t)n;
+    size_t end = lv_http_head_end(s->head, s->head_len, &s->head_scanned);
+    if (end == 0 ? s->head_len >= cap : end > cap) {
+        reject(s, 431, "request head too large");
+        return;
+    }
+    if (end) handle_request(s, end);
+}
+
+void lv_session_do_accept(clive_session *s, unsigned codec_slot) {
+    if (s->state != LV_DECIDING || s->upgrade_reply == NULL) return;
+    lv_loop *l = s->loop;
+    s->state = LV_OPEN;
+    int pending = LV_SHARED_PENDING;
+    atomic_compare_exchange_strong(&s->shared_state, &pending, LV_SHARED_OPEN);
+    s->codec_slot = (uint8_t)codec_slot;
+    s->last_heard_ms = lv_now(l);
+    uint32_t c0 = s->q.count;
+    size_t b0 = s->q.bytes;
+    if (lv_sendq_push_force(&s->q, s->upgrade_reply) != 0) {
+        lv_session_finish(s);
+        return;
+    }
+    s->upgrade_reply = NULL;
+    account_queue(s, c0, b0);
+    lv_count(&l->counters.sessions, 1);
+    lv_loop_mark_dirty(s);
+    set_polling(s, UV_READABLE);
+    /* Frames the client sent right behind its request are parsed on the deferred pass,
+     * so that no on_message runs inside the on_request that accepted. */
+    if (s->head_len > s->head_scanned)
+        lv_loop_defer(s);
+    else
+        free_head(s);
+}
+
+void lv_session_do_respond(clive_session *s, int status, const char *headers, size_t hlen,
+                           const void *body, size_t blen) {
+    if (s->state != LV_READING_REQUEST && s->state != LV_DECIDING) return;
+    size_t cap = hlen + 256;
+    char *head = malloc(cap);
+    size_t n = head ? lv_http_response_head(head, cap, status, headers, hlen, blen) : 0;
+    clive_frame *f = n ? lv_frame_raw(head, n, body, blen) : NULL;
+    free(head);
+    free_head(s);
+    clive_frame_release(s->upgrade_reply);
+    s->upgrade_reply = NULL;
+    if (s->request_seen) s->close_kind = CLIVE_CLOSED_NOT_OPENED;
+    atomic_store(&s->shared_state, LV_SHARED_CLOSED);
+    if (f == NULL || lv_sendq_push_force(&s->q, f) != 0) {
+        clive_frame_release(f);
+        lv_session_finish(s);
+        return;
+    }
+    account_queue(s, 0, 0);
+    s->state = LV_CLOSING;
+    s->close_queued = true;
+    s->deadline_ms = lv_now(s->loop) + s->loop->server->options.close_timeout_ms;
+    set_polling(s, UV_READABLE);
+    lv_loop_mark_dirty(s);
+}
+
+/* --- frames in --------------------------------------------------------------------- */
+
+static void deliver(clive_session *s, int opcode, const uint8_t *data, size_t len) {
+    lv_count(&s->loop->counters.messages_in, 1);
+    const clive_callbacks *cb = callbacks(s);
+    if (cb->on_message) cb->on_message(s, opcode == LV_OP_BINARY, data, len, cb->user);
+}
+
+static int hook_data(void *user, int opcode, uint8_t *data, size_t len, int last) {
+    clive_session *s = user;
+    if (s->state != LV_OPEN) return 1;
+    if (last && s->msg_len == 0) {
+        deliver(s, opcode, data, len); /* the common case: straight from the read buffer */
+    } else {
+        if (s->msg_len + len > s->msg_cap) {
+            size_t want = s->msg_cap ? s->msg_cap : 4096;
+            while (want < s->msg_len + len) want *= 2;
+            uint8_t *p = realloc(s->msg, want);
+            if (p == NULL) {
+                lv_session_start_close(s, CLIVE_CLOSED_BY_SERVER, LV_CLOSE_INTERNAL,
+                                       "out of memory", 13);
+                return 1;
+            }
+            s->msg = p;
+            s->msg_cap = want;
+        }
+        if (len) memcpy(s->msg + s->msg_len, data, len);
+        s->msg_len += len;
+        if (!last) return 0;
+        deliver(s, opcode, s->msg, s->msg_len);
+        /* The buffer goes with the message: idle sessions keep no reassembly memory. */
+        free(s->msg);
+        s->msg = NULL;
+        s->msg_len = s->msg_cap = 0;
+    }
+    return s->state != LV_OPEN;
+}
+
+static int hook_control(void *user, int opcode, uint8_t *data, size_t len) {
+    clive_session *s = user;
+    if (s->state != LV_OPEN) return 1;
+    if (opcode == LV_OP_PING) {
+        clive_frame *pong = lv_frame_control(LV_OP_PONG, data, len);
+        if (pong) {
+            lv_session_enqueue(s, pong);
+            clive_frame_release(pong);
+        }
+    } else if (opcode == LV_OP_CLOSE) {
+        uint16_t code = len >= 2 ? (uint16_t)(data[0] << 8 | data[1]) : LV_CLOSE_NO_STATUS;
+        const char *reason = len > 2 ? (const char *)data + 2 : "";
+        lv_session_start_close(s, CLIVE_CLOSED_BY_PEER, code, reason, len > 2 ? len - 2 : 0);
+        return 1;
+    }
+    return 0; /* a pong needs nothing: hearing from the peer already reset its timers */
+}
+
+static const lv_frame_hooks frame_hooks = {hook_data, hook_control};
+
+static void on_frame_bytes(clive_session *s, uint8_t *data, size_t n) {
+    int r = lv_frame_parse(&s->parser, data, n, NULL, &frame_hooks, s);
+    if (r > 0) lv_session_start_close(s, CLIVE_CLOSED_PROTOCOL, (uint16_t)r, "", 0);
+}
+
+/* Parses bytes that arrived behind the request head, before any newer read. */
+static void drain_pipelined(clive_session *s) {
+    if (s->head == NULL) return;
+    if (s->state == LV_OPEN && s->head_len > s->head_scanned)
+        on_frame_bytes(s, (uint8_t *)s->head + s->head_scanned, s->head_len - s->head_scanned);
+    free_head(s);
+}
+
+/* The connection ended under us (EOF or a socket error). */
+static void lost(clive_session *s) { lv_session_finish(s); }
+
+static void on_readable(clive_session *s) {
+    lv_loop *l = s->loop;
+    if (s->state == LV_OPEN && s->head) drain_pipelined(s);
+    for (int i = 0; i < READS_PER_EVENT && s->state != LV_DONE; i++) {
+        ssize_t n = read(s->fd, l->rbuf, l->rbuf_cap);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) lost(s);
+            return;
+        }
+        if (n == 0) {
+            lost(s);
+            return;
+        }
+        s->last_heard_ms = lv_now(l);
+        s->ping_outstanding = false;
+        if (s->state == LV_READING_REQUEST)
+            on_request_bytes(s, l->rbuf, (size_t)n);
+        else if (s->state == LV_OPEN)
+            on_frame_bytes(s, l->rbuf, (size_t)n);
+        /* LV_CLOSING: lingering, the bytes are discarded */
+        if (s->state == LV_DECIDING || (size_t)n < l->rbuf_cap) return;
+    }
+}
+
+void lv_session_on_poll(uv_poll_t *handle, int status, int events) {
+    clive_session *s = handle->data;
+    if (status < 0) {
+        lost(s);
+        return;
+    }
+    if (events & UV_WRITABLE) lv_session_flush(s);
+    if ((events & UV_READABLE) && s->state != LV_DONE) on_readable(s);
+}
+
+/* --- frames out -------------------------------------------------------------------- */
+
+/* Queues a frame whose reference the caller already counted for this session. Returns
+ * whether the session took it. An overflow drops the queue and defers the close, so a
+ * fanout in progress never sees its subscriber list change. */
+static int enqueue_owned(clive_session *s, clive_frame *f) {
+    if (s->state != LV_OPEN || s->overflowed) return 0;
+    const clive_options *o = &s->loop->server->options;
+    uint32_t c0 = s->q.count;
+    size_t b0 = s->q.bytes;
+    if (lv_sendq_push(&s->q, f, o->queue_size, o->queue_bytes) != 0) {
+        s->overflowed = true;
+        atomic_store(&s->shared_state, LV_SHARED_OVERFLOWED);
+        lv_sendq_drop(&s->q);
+        account_queue(s, c0, b0);
+        lv_count(&s->loop->counters.overflows, 1);
+        lv_loop_defer(s);
+        return 0;
+    }
+    account_queue(s, c0, b0);
+    if (!s->in_dirty) lv_loop_mark_dirty(s);
+    return 1;
+}
+
+void lv_session_enqueue(clive_session *s, clive_frame *f) {
+    clive_frame_retain(f);
+    if (!enqueue_owned(s, f)) clive_frame_release(f);
+}
+
+void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *const *frames,
+                    size_t count) {
+    lv_topic *tp = lv_topics_find(&l->topics, topic, len);
+    if (tp == NULL || tp->count == 0) return;
+    uint32_t n = tp->count;
+    uint32_t used[256] = {0};
+    uint64_t skipped = 0;
+    /* One reference count update per frame, not per subscriber: count every subscriber
+     * up front, hand back the unused ones after. The caller's own reference keeps each
+     * frame alive in between. */
+    for (size_t i = 0; i < count; i++)
+        if (frames[i]) atomic_fetch_add_explicit(&frames[i]->refs, n, memory_order_relaxed);
+    for (uint32_t k = 0; k < n; k++) {
+        clive_session *s = tp->subs[k]->session;
+        unsigned slot = s->codec_slot;
+        clive_frame *f = slot < count ? frames[slot] : NULL;
+        if (f == NULL)
+            skipped++;
+        else
+            used[slot] += (uint32_t)enqueue_owned(s, f);
+    }
+    for (size_t i = 0; i < count; i++)
+        if (frames[i] && n > used[i])
+            atomic_fetch_sub_explicit(&frames[i]->refs, n - used[i], memory_order_release);
+    if (skipped) lv_count(&l->counters.skipped, (int64_t)skipped);
+}
+
+void lv_session_flush(clive_session *s) {
+    struct iovec iov[IOV_MAX];
+    bool blocked = false;
+    while (s->state != LV_DONE && s->q.count > 0) {
+        int n = lv_sendq_iov(&s->q, iov, IOV_MAX);
+        size_t total = 0;
+        for (int i = 0; i < n; i++) total += iov[i].iov_len;
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        /* sendmsg rather than writev: MSG_NOSIGNAL keeps a vanished peer from raising
+         * SIGPIPE in the embedding process. */
+        ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                blocked = true;
+                break;
+            }
+            lost(s);
+            return;
+        }
+        uint32_t c0 = s->q.count;
+        size_t b0 = s->q.bytes;
+        uint32_t done = lv_sendq_consume(&s->q, (size_t)w);
+        account_queue(s, c0, b0);
+        lv_count(&s->loop->counters.frames_out, done);
+        if ((size_t)w < total) {
+            blocked = true;
+            break;
+        }
+    }
+    if (s->state == LV_DONE) return;
+    if (s->q.count == 0 && s->close_queued && !s->write_shut) {
+        shutdown(s->fd, SHUT_WR);
+        s->write_shut = true;
+    }
+    int events = s->state == LV_DECIDING ? 0 : UV_READABLE;
+    set_polling(s, events | (blocked ? UV_WRITABLE : 0));
+}
+
+/* --- closing ----------------------------------------------------------------------- */
+
+static void record_close(clive_session *s, clive_close_kind kind, uint16_t code,
+                         const char *reason, size_t reason_len) {
+    if (reason_len > sizeof s->close_reason) reason_len = sizeof s->close_reason;
+    s->close_kind = (uint8_t)kind;
+    s->close_code = code;
+    s->close_reason_len = (uint8_t)reason_len;
+    if (reason_len) memcpy(s->close_reason, reason, reason_len);
+}
+
+/* An open session stops being one: no subscriptions, no more sends. */
+static void leave_open(clive_session *s) {
+    lv_loop *l = s->loop;
+    s->state = LV_CLOSING;
+    if (!s->overflowed) atomic_store(&s->shared_state, LV_SHARED_CLOSED);
+    uint64_t before = l->topics.subscriptions;
+    uint32_t topics_before = l->topics.count;
+    lv_topics_remove_all(&l->topics, &s->subs);
+    lv_count(&l->counters.subscriptions, -(int64_t)(before - l->topics.subscriptions));
+    lv_count(&l->counters.topics, (int64_t)l->topics.count - (int64_t)topics_before);
+    lv_count(&l->counters.sessions, -1);
+    free(s->msg);
+    s->msg = NULL;
+    s->msg_len = s->msg_cap = 0;
+}
+
+void lv_session_start_close(clive_session *s, clive_close_kind kind, uint16_t code,
+                            const char *reason, size_t reason_len) {
+    if (s->state != LV_OPEN) return;
+    leave_open(s);
+    record_close(s, kind, code, reason, reason_len);
+    /* Answer a peer's close with its own code (none if it sent none). */
+    uint8_t payload[125];
+    size_t plen = 0;
+    if (code != LV_CLOSE_NO_STATUS) {
+        payload[0] = (uint8_t)(code >> 8);
+        payload[1] = (uint8_t)code;
+        plen = 2 + s->close_reason_len;
+        memcpy(payload + 2, s->close_reason, s->close_reason_len);
+    }
+    clive_frame *f = lv_frame_control(LV_OP_CLOSE, payload, plen);
+    uint32_t c0 = s->q.count;
+    size_t b0 = s->q.bytes;
+    if (f == NULL || lv_sendq_push_force(&s->q, f) != 0) {
+        clive_frame_release(f);
+        lv_session_finish(s);
+        return;
+    }
+    account_queue(s, c0, b0);
+    s->close_queued = true;
+    s->deadline_ms = lv_now(s->loop) + s->loop->server->options.close_timeout_ms;
+    s->notify_close = true;
+    lv_loop_defer(s); /* on_close runs outside the callback that may have caused this */
+    lv_loop_mark_dirty(s);
+}
+
+static void notify_close(clive_session *s) {
+    s->notify_close = false;
+    if (!s->request_seen || s->close_notified) return;
+    s->close_notified = true;
+    const clive_callbacks *cb = callbacks(s);
+    if (cb->on_close)
+        cb->on_close(s, (clive_close_kind)s->close_kind, s->close_code, s->close_reason,
+                     s->close_reason_len, cb->user);
+}
+
+void lv_session_run_deferred(clive_session *s) {
+    if (s->state == LV_OPEN && s->overflowed)
+        lv_session_start_close(s, CLIVE_CLOSED_OVERFLOW, CLIVE_CLOSE_SLOW, "slow", 4);
+    if (s->head && s->state == LV_OPEN) drain_pipelined(s);
+    if (s->notify_close) notify_close(s);
+}
+
+void lv_session_sweep(clive_session *s, uint64_t now) {
+    const clive_options *o = &s->loop->server->options;
+    switch ((lv_state)s->state) {
+    case LV_READING_REQUEST:
+    case LV_DECIDING:
+    case LV_CLOSING:
+        if (now >= s->deadline_ms) lv_session_finish(s);
+        break;
+    case LV_OPEN: {
+        uint64_t quiet = now - s->last_heard_ms;
+        if (quiet >= o->idle_timeout_ms) {
+            lv_session_start_close(s, CLIVE_CLOSED_IDLE, LV_CLOSE_GOING_AWAY, "idle timeout",
+                                   12);
+        } else if (quiet >= o->ping_interval_ms && !s->ping_outstanding) {
+            clive_frame *ping = lv_frame_control(LV_OP_PING, NULL, 0);
+            if (ping) {
+                lv_session_enqueue(s, ping);
+                clive_frame_release(ping);
+            }
+            s->ping_outstanding = true;
+        }
+        break;
+    }
+    case LV_DONE:
+        break;
+    }
+}
+
+static void on_poll_closed(uv_handle_t *handle) {
+    clive_session *s = handle->data;
+    close(s->fd);
+    clive_session_release(s); /* the loop's reference */
+}
+
+void lv_session_finish(clive_session *s) {
+    if (s->state == LV_DONE) return;
+    lv_loop *l = s->loop;
+    if (s->state == LV_OPEN) {
+        leave_open(s);
+        record_close(s, CLIVE_CLOSED_ABNORMAL, LV_CLOSE_ABNORMAL, "", 0);
+    } else if (s->state != LV_CLOSING) {
+        s->close_kind = CLIVE_CLOSED_NOT_OPENED;
+    }
+    int pending = LV_SHARED_PENDING, open = LV_SHARED_OPEN;
+    atomic_compare_exchange_strong(&s->shared_state, &pending, LV_SHARED_CLOSED);
+    atomic_compare_exchange_strong(&s->shared_state, &open, LV_SHARED_CLOSED);
+    if (s->request_seen && !s->close_notified) notify_close(s);
+    uv_poll_stop(&s->poll);
+    s->state = LV_DONE;
+    uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        l->sessions = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    lv_count(&l->counters.connections, -1);
+    atomic_fetch_sub(&l->server->connections, 1);
+    uint32_t c0 = s->q.count;
+    size_t b0 = s->q.bytes;
+    lv_sendq_free(&s->q);
+    account_queue(s, c0, b0);
+    free_head(s);
+    free(s->msg);
+    s->msg = NULL;
+    clive_frame_release(s->upgrade_reply);
+    s->upgrade_reply = NULL;
+    lv_loop_maybe_stop(l);
+}

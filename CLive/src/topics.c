@@ -1,0 +1,148 @@
+/* The per-loop topic registry (see topics.h). */
+#include "topics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t hash_name(const char *p, size_t n) {
+    /* FNV-1a: short topic names, no adversarial collisions worth a keyed hash here since a
+     * client can only create topics the app lets it join. */
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint32_t slot_of(const lv_topics *t, const char *name, size_t len, uint64_t h) {
+    uint32_t mask = t->cap - 1;
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        lv_topic *tp = t->table[i];
+        if (tp == NULL) return i;
+        if (tp->hash == h && tp->name_len == len && memcmp(tp->name, name, len) == 0) return i;
+    }
+}
+
+lv_topic *lv_topics_find(const lv_topics *t, const char *name, size_t len) {
+    if (t->cap == 0) return NULL;
+    return t->table[slot_of(t, name, len, hash_name(name, len))];
+}
+
+static int rehash(lv_topics *t) {
+    uint32_t cap = t->cap ? t->cap * 2 : 16;
+    lv_topic **table = calloc(cap, sizeof *table);
+    if (table == NULL) return -1;
+    lv_topics old = *t;
+    t->table = table;
+    t->cap = cap;
+    for (uint32_t i = 0; i < old.cap; i++) {
+        lv_topic *tp = old.table[i];
+        if (tp) t->table[slot_of(t, tp->name, tp->name_len, tp->hash)] = tp;
+    }
+    free(old.table);
+    return 0;
+}
+
+static lv_sub *find_sub(lv_sub *list, const char *name, size_t len) {
+    /* A session's own list: sessions hold few topics, so a walk beats another index. */
+    for (lv_sub *s = list; s; s = s->next)
+        if (s->topic->name_len == len && memcmp(s->topic->name, name, len) == 0) return s;
+    return NULL;
+}
+
+int lv_topics_subscribe(lv_topics *t, clive_session *session, lv_sub **list, const char *name,
+                        size_t len) {
+    if (find_sub(*list, name, len)) return 0;
+    if ((t->count + 1) * 4 > t->cap * 3 && rehash(t) != 0) return -1; /* load <= 3/4 */
+    uint64_t h = hash_name(name, len);
+    uint32_t slot = slot_of(t, name, len, h);
+    lv_topic *tp = t->table[slot];
+    lv_sub *sub = malloc(sizeof *sub);
+    if (sub == NULL) return -1;
+    if (tp == NULL) {
+        tp = calloc(1, sizeof *tp + len);
+        if (tp == NULL) {
+            free(sub);
+            return -1;
+        }
+        tp->hash = h;
+        tp->name_len = len;
+        memcpy(tp->name, name, len);
+        t->table[slot] = tp;
+        t->count++;
+    }
+    if (tp->count == tp->cap) {
+        uint32_t cap = tp->cap ? tp->cap * 2 : 4;
+        lv_sub **subs = realloc(tp->subs, sizeof *subs * cap);
+        if (subs == NULL) {
+            free(sub);
+            return -1; /* an empty new topic stays registered; harmless and reused */
+        }
+        tp->subs = subs;
+        tp->cap = cap;
+    }
+    *sub = (lv_sub){.topic = tp, .session = session, .index = tp->count, .next = *list};
+    tp->subs[tp->count++] = sub;
+    *list = sub;
+    t->subscriptions++;
+    return 1;
+}
+
+/* Deletes a topic's slot with backward-shift deletion, which keeps linear probing
+ * correct without tombstones. */
+static void remove_topic(lv_topics *t, lv_topic *tp) {
+    uint32_t mask = t->cap - 1;
+    uint32_t i = slot_of(t, tp->name, tp->name_len, tp->hash);
+    t->table[i] = NULL;
+    for (uint32_t j = (i + 1) & mask; t->table[j] != NULL; j = (j + 1) & mask) {
+        uint32_t home = (uint32_t)t->table[j]->hash & mask;
+        /* move j back into the hole at i when its home is not in (i, j] (cyclically) */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            t->table[i] = t->table[j];
+            t->table[j] = NULL;
+            i = j;
+        }
+    }
+    t->count--;
+    free(tp->subs);
+    free(tp);
+}
+
+static void detach(lv_topics *t, lv_sub *sub) {
+    lv_topic *tp = sub->topic;
+    lv_sub *last = tp->subs[--tp->count];
+    tp->subs[sub->index] = last;
+    last->index = sub->index;
+    t->subscriptions--;
+    if (tp->count == 0) remove_topic(t, tp);
+    free(sub);
+}
+
+int lv_topics_unsubscribe(lv_topics *t, lv_sub **list, const char *name, size_t len) {
+    for (lv_sub **pp = list; *pp; pp = &(*pp)->next) {
+        lv_sub *s = *pp;
+        if (s->topic->name_len == len && memcmp(s->topic->name, name, len) == 0) {
+            *pp = s->next;
+            detach(t, s);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void lv_topics_remove_all(lv_topics *t, lv_sub **list) {
+    while (*list) {
+        lv_sub *s = *list;
+        *list = s->next;
+        detach(t, s);
+    }
+}
+
+void lv_topics_free(lv_topics *t) {
+    for (uint32_t i = 0; i < t->cap; i++) {
+        if (t->table[i]) {
+            free(t->table[i]->subs);
+            free(t->table[i]);
+        }
+    }
+    free(t->table);
+    *t = (lv_topics){0};
+}

@@ -1,0 +1,62 @@
+/* A loop's topic registry: topic name -> the sessions of this loop subscribed to it.
+ *
+ * Sharded by loop, not shared: each loop keeps the subscriptions of its own sessions and
+ * only its thread touches them, so neither subscribe nor publish takes a lock. A publish
+ * made on a loop thread fans out to that loop's subscribers directly and posts one
+ * command to each other loop's inbox, which fans out there (commands.c). The cost of a
+ * publish is therefore one hash lookup per loop plus, per subscriber, a pointer store into
+ * its send ring, with no atomic operation per subscriber.
+ *
+ * Removal is O(1): each subscription remembers its index in the topic's array. */
+#ifndef LIVE_TOPICS_H
+#define LIVE_TOPICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clive.h"
+
+typedef struct lv_topic lv_topic;
+
+/* One (session, topic) pair, on the session's list and in the topic's array. */
+typedef struct lv_sub {
+    lv_topic *topic;
+    clive_session *session;
+    uint32_t index;             /* position in topic->subs */
+    struct lv_sub *next;        /* the session's next subscription */
+} lv_sub;
+
+struct lv_topic {
+    uint64_t hash;
+    lv_sub **subs;
+    uint32_t count;
+    uint32_t cap;
+    size_t name_len;
+    char name[];
+};
+
+typedef struct lv_topics {
+    lv_topic **table; /* open addressing, linear probing; NULL = empty slot */
+    uint32_t cap;     /* 0 or a power of two */
+    uint32_t count;   /* topics */
+    uint64_t subscriptions;
+} lv_topics;
+
+/* Adds (session, name). Returns 1 when added, 0 when it already existed, -1 without
+ * memory. *list is the session's subscription list (updated). Loop thread. */
+int lv_topics_subscribe(lv_topics *t, clive_session *s, lv_sub **list, const char *name,
+                        size_t len);
+
+/* Removes (session, name); returns 1 when removed, 0 when absent. An empty topic is freed. */
+int lv_topics_unsubscribe(lv_topics *t, lv_sub **list, const char *name, size_t len);
+
+/* Removes every subscription on the list. */
+void lv_topics_remove_all(lv_topics *t, lv_sub **list);
+
+/* The topic, or NULL. */
+lv_topic *lv_topics_find(const lv_topics *t, const char *name, size_t len);
+
+/* Frees the table; every topic must already be empty. */
+void lv_topics_free(lv_topics *t);
+
+#endif

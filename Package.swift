@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Live",
+    products: [
+        .library(name: "Live", targets: ["Live"]),
+        .executable(name: "live-echo", targets: ["live-echo"]),
+    ],
+    targets: [
+        // libuv from Debian's libuv1-dev, found through pkg-config.
+        .systemLibrary(
+            name: "CUV",
+            path: "Sources/CUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        // The C core: event loops, HTTP upgrade, RFC 6455 frames, send queues, topics.
+        .target(
+            name: "CLive",
+            dependencies: ["CUV"],
+            path: "CLive",
+            publicHeadersPath: "include",
+            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-O2"])]
+        ),
+        .target(
+            name: "Live",
+            dependencies: ["CLive"],
+            path: "Sources/Live"
+        ),
+        .executableTarget(
+            name: "live-echo",
+            dependencies: ["CLive"],
+            path: "Sources/live-echo"
+        ),
+    ],
+    cLanguageStandard: .gnu11
+)

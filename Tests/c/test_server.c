@@ -1,0 +1,209 @@
+/* A server for the end-to-end tests, written against the public C API only, so that the
+ * core can be built and run under AddressSanitizer, UBSan and ThreadSanitizer without the
+ * Swift toolchain's sanitizer builds.
+ *
+ * WebSocket: echoes every message (text as text, binary as binary), except text commands:
+ *   "/sub T"          subscribe to topic T            -> "ok sub T"
+ *   "/unsub T"        unsubscribe                     -> "ok unsub T"
+ *   "/pub T payload"  publish payload (text) to T     -> "ok pub T"
+ *   "/pubbin T n"     publish n zero bytes, binary, to T
+ *   "/flood n size"   send n binary messages of size bytes to this session at once
+ *   "/close code reason"  the server closes the session
+ *   "/id"             -> the session id
+ * The path "/reject401" rejects the upgrade with 401 and a body; "/wait" leaves the
+ * upgrade undecided (the handshake timeout then ends it).
+ * Plain HTTP: GET /stats -> the clive_stats counters and the on_close count as JSON;
+ * anything else 404.
+ *
+ * Prints "PORT <n>" once listening; SIGINT/SIGTERM shut it down gracefully, and the exit
+ * status is 0 only if every on_close was called exactly once. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clive.h"
+
+static clive_server *server;
+static atomic_long opened, closed, double_closed;
+
+static int starts_with(const uint8_t *d, size_t n, const char *prefix) {
+    size_t k = strlen(prefix);
+    return n >= k && memcmp(d, prefix, k) == 0;
+}
+
+static void send_text(clive_session *s, const char *text, size_t len) {
+    clive_frame *f = clive_frame_new(0, text, len);
+    if (f == NULL) return;
+    clive_session_send(s, f);
+    clive_frame_release(f);
+}
+
+static void on_request(clive_session *s, const clive_request *r, void *user) {
+    (void)user;
+    if (!r->is_upgrade) {
+        if (r->path_len == 6 && memcmp(r->path, "/stats", 6) == 0) {
+            clive_stats st;
+            clive_server_stats(server, &st);
+            char body[1024];
+            int n = snprintf(body, sizeof body,
+                             "{\"connections\":%lu,\"sessions\":%lu,\"subscriptions\":%lu,"
+                             "\"topics\":%lu,\"queued_frames\":%lu,\"queued_bytes\":%lu,"
+                             "\"overflows\":%lu,\"skipped\":%lu,\"messages_in\":%lu,"
+                             "\"frames_out\":%lu,\"opened\":%ld,\"closed\":%ld,"
+                             "\"double_closed\":%ld}\n",
+                             (unsigned long)st.connections, (unsigned long)st.sessions,
+                             (unsigned long)st.subscriptions, (unsigned long)st.topics,
+                             (unsigned long)st.queued_frames, (unsigned long)st.queued_bytes,
+                             (unsigned long)st.overflows, (unsigned long)st.skipped,
+                             (unsigned long)st.messages_in, (unsigned long)st.frames_out,
+                             atomic_load(&opened), atomic_load(&closed),
+                             atomic_load(&double_closed));
+            static const char type[] = "Content-Type: application/json\r\n";
+            clive_session_respond(s, 200, type, sizeof type - 1, body, (size_t)n);
+        } else {
+            clive_session_respond(s, 404, NULL, 0, "not found\n", 10);
+        }
+        return;
+    }
+    if (r->path_len == 10 && memcmp(r->path, "/reject401", 10) == 0) {
+        clive_session_respond(s, 401, NULL, 0, "who are you\n", 12);
+        return;
+    }
+    if (r->path_len == 5 && memcmp(r->path, "/wait", 5) == 0) return;
+    /* any allocation: LeakSanitizer then proves on_close ran for the session */
+    clive_session_set_user(s, malloc(1));
+    atomic_fetch_add(&opened, 1);
+    clive_session_accept(s, 0);
+}
+
+static void on_message(clive_session *s, int binary, const uint8_t *d, size_t n, void *user) {
+    (void)user;
+    char reply[512];
+    if (!binary && starts_with(d, n, "/sub ")) {
+        clive_subscribe(s, (const char *)d + 5, n - 5);
+        int k = snprintf(reply, sizeof reply, "ok sub %.*s", (int)(n - 5), d + 5);
+        send_text(s, reply, (size_t)k);
+    } else if (!binary && starts_with(d, n, "/unsub ")) {
+        clive_unsubscribe(s, (const char *)d + 7, n - 7);
+        int k = snprintf(reply, sizeof reply, "ok unsub %.*s", (int)(n - 7), d + 7);
+        send_text(s, reply, (size_t)k);
+    } else if (!binary && (starts_with(d, n, "/pub ") || starts_with(d, n, "/pubbin "))) {
+        int bin = starts_with(d, n, "/pubbin ");
+        const char *t = (const char *)d + (bin ? 8 : 5);
+        const char *end = (const char *)d + n;
+        const char *sp = memchr(t, ' ', (size_t)(end - t));
+        if (sp == NULL) return;
+        clive_frame *f;
+        if (bin) {
+            size_t size = strtoul(sp + 1, NULL, 10);
+            void *zeros = calloc(1, size + 1);
+            f = clive_frame_new(1, zeros, size);
+            free(zeros);
+        } else {
+            f = clive_frame_new(0, sp + 1, (size_t)(end - sp - 1));
+        }
+        clive_publish(server, t, (size_t)(sp - t), &f, 1);
+        clive_frame_release(f);
+        int k = snprintf(reply, sizeof reply, "ok pub %.*s", (int)(sp - t), t);
+        send_text(s, reply, (size_t)k);
+    } else if (!binary && starts_with(d, n, "/flood ")) {
+        char args[64];
+        snprintf(args, sizeof args, "%.*s", (int)(n - 7), d + 7);
+        unsigned long count = 0, size = 0;
+        sscanf(args, "%lu %lu", &count, &size);
+        void *zeros = calloc(1, size + 1);
+        clive_frame *f = clive_frame_new(1, zeros, size);
+        free(zeros);
+        for (unsigned long i = 0; i < count; i++)
+            if (clive_session_send(s, f) != CLIVE_OK) break;
+        clive_frame_release(f);
+    } else if (!binary && starts_with(d, n, "/close ")) {
+        char args[160];
+        snprintf(args, sizeof args, "%.*s", (int)(n - 7), d + 7);
+        char *reason = strchr(args, ' ');
+        const char *r = reason ? reason + 1 : "";
+        clive_session_close(s, (uint16_t)atoi(args), r, strlen(r));
+    } else if (!binary && n == 3 && memcmp(d, "/id", 3) == 0) {
+        int k = snprintf(reply, sizeof reply, "%llu",
+                         (unsigned long long)clive_session_id(s));
+        send_text(s, reply, (size_t)k);
+    } else {
+        clive_frame *f = clive_frame_new(binary, d, n);
+        if (f == NULL) return;
+        clive_session_send(s, f);
+        clive_frame_release(f);
+    }
+}
+
+static void on_close(clive_session *s, clive_close_kind kind, int code, const char *reason,
+                     size_t reason_len, void *user) {
+    (void)kind, (void)code, (void)reason, (void)reason_len, (void)user;
+    static char closed_marker;
+    void *mark = clive_session_user(s);
+    if (mark == NULL) return; /* never accepted */
+    if (mark == &closed_marker) {
+        atomic_fetch_add(&double_closed, 1);
+        return;
+    }
+    free(mark);
+    clive_session_set_user(s, &closed_marker);
+    atomic_fetch_add(&closed, 1);
+}
+
+static unsigned opt(int argc, char **argv, const char *name, unsigned dflt) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0) return (unsigned)strtoul(argv[i + 1], NULL, 10);
+    return dflt;
+}
+
+int main(int argc, char **argv) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* loop threads inherit it; main waits below */
+
+    const char *origin = NULL;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--origin") == 0) origin = argv[i + 1];
+    static const char *const protocols[] = {"live.v1.json", "live.v1.msgpack"};
+    clive_options o = {
+        .loops = opt(argc, argv, "--loops", 2),
+        .queue_size = opt(argc, argv, "--queue-size", 0),
+        .queue_bytes = opt(argc, argv, "--queue-bytes", 0),
+        .max_message = opt(argc, argv, "--max-message", 0),
+        .max_fragments = opt(argc, argv, "--max-fragments", 0),
+        .max_sessions = opt(argc, argv, "--max-sessions", 0),
+        .handshake_timeout_ms = opt(argc, argv, "--handshake-ms", 0),
+        .ping_interval_ms = opt(argc, argv, "--ping-ms", 0),
+        .idle_timeout_ms = opt(argc, argv, "--idle-ms", 0),
+        .close_timeout_ms = opt(argc, argv, "--close-ms", 0),
+        .subprotocols = protocols,
+        .subprotocol_count = 2,
+        .allowed_origins = origin ? &origin : NULL,
+        .allowed_origin_count = origin ? 1 : 0,
+        .callbacks = {.on_request = on_request, .on_message = on_message,
+                      .on_close = on_close},
+    };
+    int err = clive_server_new(&o, &server);
+    if (err == CLIVE_OK) err = clive_server_listen(server, "127.0.0.1",
+                                                   (uint16_t)opt(argc, argv, "--port", 0));
+    if (err == CLIVE_OK) err = clive_server_start(server);
+    if (err != CLIVE_OK) {
+        fprintf(stderr, "test_server: %s\n", clive_strerror(err));
+        return 2;
+    }
+    printf("PORT %u\n", clive_server_port(server));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    clive_server_shutdown(server);
+    clive_server_wait(server);
+    long o_ = atomic_load(&opened), c_ = atomic_load(&closed), d_ = atomic_load(&double_closed);
+    clive_server_free(server);
+    fprintf(stderr, "test_server: opened %ld closed %ld double %ld\n", o_, c_, d_);
+    return (o_ == c_ && d_ == 0) ? 0 : 1;
+}
