@@ -7,6 +7,9 @@ let package = Package(
         .library(name: "Live", targets: ["Live"]),
         .executable(name: "live-echo", targets: ["live-echo"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
     targets: [
         // libuv from Debian's libuv1-dev, found through pkg-config.
         .systemLibrary(
@@ -30,7 +33,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "live-echo",
-            dependencies: ["CLive"],
+            dependencies: [
+                "CLive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/live-echo"
         ),
     ],
