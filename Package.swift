@@ -9,6 +9,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // libuv from Debian's libuv1-dev, found through pkg-config.
@@ -26,15 +29,28 @@ let package = Package(
             publicHeadersPath: "include",
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-O2"])]
         ),
+        // msgpack-c from Debian's libmsgpack-dev, for the MessagePack codec.
+        .systemLibrary(
+            name: "CMsgPack",
+            path: "Sources/CMsgPack",
+            pkgConfig: "msgpack",
+            providers: [.apt(["libmsgpack-dev"])]
+        ),
         .target(
             name: "Live",
-            dependencies: ["CLive"],
+            dependencies: [
+                "CLive",
+                "CMsgPack",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Sources/Live"
         ),
         .executableTarget(
             name: "live-echo",
             dependencies: [
-                "CLive",
+                "Live",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/live-echo"

@@ -141,6 +141,10 @@ typedef struct clive_stats {
  * points to. Any thread. On success *out owns the server: free it with clive_server_free. */
 int clive_server_new(const clive_options *options, clive_server **out);
 
+/* Replaces options.callbacks.user, for an embedding layer that creates its context after
+ * the server. Only before clive_server_start. */
+void clive_server_set_callback_user(clive_server *server, void *user);
+
 /* Binds host:port (port 0 picks a free port) on every loop with SO_REUSEPORT, so that the
  * kernel spreads connections across loops. Call once, before clive_server_start. */
 int clive_server_listen(clive_server *server, const char *host, uint16_t port);
@@ -201,10 +205,12 @@ int clive_session_subprotocol(const clive_session *session);
 /* Whether the session is open (accepted and not closing). Any thread; a snapshot. */
 int clive_session_is_open(const clive_session *session);
 
-/* An opaque pointer for the embedding layer. Set it in on_request, before accepting;
- * read it from any thread after that. */
+/* An opaque pointer for the embedding layer, stored atomically. Set it before accepting;
+ * read it from any thread. clive_session_take_user reads and clears it in one step, so
+ * that of two threads racing to release what it points to, exactly one gets it. */
 void clive_session_set_user(clive_session *session, void *user);
 void *clive_session_user(const clive_session *session);
+void *clive_session_take_user(clive_session *session);
 
 /* Reference counting: the server holds one reference while the connection lives; a
  * caller that keeps a session beyond a callback retains it. Any thread. */

@@ -212,9 +212,13 @@ int clive_session_is_open(const clive_session *s) {
     return atomic_load(&s->shared_state) == LV_SHARED_OPEN;
 }
 
-void clive_session_set_user(clive_session *s, void *user) { s->user = user; }
+void clive_session_set_user(clive_session *s, void *user) { atomic_store(&s->user, user); }
 
-void *clive_session_user(const clive_session *s) { return s->user; }
+void *clive_session_user(const clive_session *s) {
+    return atomic_load((_Atomic(void *) *)&s->user);
+}
+
+void *clive_session_take_user(clive_session *s) { return atomic_exchange(&s->user, NULL); }
 
 void clive_session_retain(clive_session *s) {
     atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);

@@ -50,7 +50,7 @@ struct clive_session {
     atomic_uint refs;
     atomic_int shared_state;
     uint64_t id;
-    void *user;
+    _Atomic(void *) user;
     int fd;
     int8_t subprotocol;
     uint8_t codec_slot;

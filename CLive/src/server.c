@@ -108,6 +108,10 @@ int clive_server_new(const clive_options *options, clive_server **out) {
     return CLIVE_OK;
 }
 
+void clive_server_set_callback_user(clive_server *srv, void *user) {
+    if (!atomic_load(&srv->started)) srv->options.callbacks.user = user;
+}
+
 static int bind_one(const struct addrinfo *ai, uint16_t port) {
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;

@@ -1,2 +1,0 @@
-// The Swift API over CLive lands with issue 3.
-@_exported import CLive

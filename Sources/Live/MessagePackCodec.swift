@@ -1,0 +1,116 @@
+import CMsgPack
+
+/// Messages as MessagePack binary frames, subprotocol `live.v1.msgpack`: an array of four,
+/// `[type: str, topic: str, ref: str, body: bin]`, packed and unpacked with msgpack-c.
+///
+/// msgpack-c's unpacker reserves memory for a container from its header before reading
+/// any element (`dd ff ff ff ff` asks for gigabytes), so a frame's shape and every length
+/// are checked against the bytes actually present before msgpack-c sees it. Decoding
+/// accepts `nil` for any field (empty) and `str` for the body; anything else is an error.
+public struct MessagePackCodec: Codec {
+    public let name: String
+
+    public init(name: String = "live.v1.msgpack") { self.name = name }
+
+    public func encode(_ message: Message) throws -> Frame {
+        var buffer = msgpack_sbuffer()
+        msgpack_sbuffer_init(&buffer)
+        defer { msgpack_sbuffer_destroy(&buffer) }
+        var packer = msgpack_packer()
+        msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write)
+        var ok = msgpack_pack_array(&packer, 4) == 0
+        for field in [message.type, message.topic, message.ref] {
+            var field = field
+            ok = ok && field.withUTF8 { utf8 in
+                msgpack_pack_str(&packer, utf8.count) == 0
+                    && msgpack_pack_str_body(&packer, utf8.baseAddress, utf8.count) == 0
+            }
+        }
+        ok = ok && message.body.withUnsafeBytes { body in
+            msgpack_pack_bin(&packer, body.count) == 0
+                && msgpack_pack_bin_body(&packer, body.baseAddress, body.count) == 0
+        }
+        guard ok else { throw CodecError.unencodable("msgpack-c could not pack the message") }
+        return Frame(kind: .binary, payload: Bytes(copying: buffer.data, count: buffer.size))
+    }
+
+    public func decode(_ frame: Frame) throws -> Message {
+        guard frame.kind == .binary else { throw CodecError.wrongFrameKind(expected: .binary) }
+        let payload = frame.payload
+        return try payload.withUnsafeBytes { raw -> Message in
+            try Self.checkShape(raw)
+            var unpacked = msgpack_unpacked()
+            msgpack_unpacked_init(&unpacked)
+            defer { msgpack_unpacked_destroy(&unpacked) }
+            var offset = 0
+            let base = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+            guard msgpack_unpack_next(&unpacked, base, raw.count, &offset) == MSGPACK_UNPACK_SUCCESS,
+                offset == raw.count, unpacked.data.type == MSGPACK_OBJECT_ARRAY,
+                unpacked.data.via.array.size == 4
+            else { throw CodecError.malformed("not a MessagePack array of 4") }
+            let items = unpacked.data.via.array.ptr!
+            func text(_ i: Int) -> String {
+                let o = items[i]
+                guard o.type == MSGPACK_OBJECT_STR, o.via.str.size > 0 else { return "" }
+                return String(decoding: UnsafeRawBufferPointer(start: o.via.str.ptr, count: Int(o.via.str.size)),
+                              as: UTF8.self)
+            }
+            // The body is a view of the frame's bytes: msgpack-c points into the input.
+            let o = items[3]
+            var body = Bytes()
+            if o.type == MSGPACK_OBJECT_BIN || o.type == MSGPACK_OBJECT_STR {
+                let ptr = o.type == MSGPACK_OBJECT_BIN ? UnsafeRawPointer(o.via.bin.ptr) : UnsafeRawPointer(o.via.str.ptr)
+                let size = Int(o.type == MSGPACK_OBJECT_BIN ? o.via.bin.size : o.via.str.size)
+                if let ptr, size > 0 {
+                    let start = ptr - UnsafeRawPointer(base)
+                    body = payload[start..<(start + size)]
+                }
+            }
+            return Message(type: text(0), topic: text(1), ref: text(2), body: body)
+        }
+    }
+
+    /// Checks the frame is exactly `[str|nil, str|nil, str|nil, bin|str|nil]` with every
+    /// length within the bytes present, before msgpack-c allocates anything for it.
+    static func checkShape(_ raw: UnsafeRawBufferPointer) throws {
+        var i = 0
+        func byte() throws -> Int {
+            guard i < raw.count else { throw CodecError.malformed("truncated MessagePack") }
+            defer { i += 1 }
+            return Int(raw[i])
+        }
+        func length(_ bytes: Int) throws -> Int {
+            var n = 0
+            for _ in 0..<bytes { n = n << 8 | (try byte()) }
+            return n
+        }
+        let head = try byte()
+        let count: Int
+        switch head {
+        case 0x90...0x9f: count = head & 0x0f
+        case 0xdc: count = try length(2)
+        case 0xdd: count = try length(4)
+        default: throw CodecError.malformed("not a MessagePack array")
+        }
+        guard count == 4 else { throw CodecError.malformed("expected an array of 4, got \(count)") }
+        for field in 0..<4 {
+            let tag = try byte()
+            let size: Int
+            switch tag {
+            case 0xc0: size = 0
+            case 0xa0...0xbf: size = tag & 0x1f
+            case 0xd9: size = try length(1)
+            case 0xda: size = try length(2)
+            case 0xdb: size = try length(4)
+            case 0xc4 where field == 3: size = try length(1)
+            case 0xc5 where field == 3: size = try length(2)
+            case 0xc6 where field == 3: size = try length(4)
+            default:
+                throw CodecError.malformed(field == 3 ? "body must be bin, str or nil" : "field \(field) must be a string")
+            }
+            guard size <= raw.count - i else { throw CodecError.malformed("length beyond the frame") }
+            i += size
+        }
+        guard i == raw.count else { throw CodecError.malformed("trailing bytes") }
+    }
+}

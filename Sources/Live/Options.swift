@@ -1,0 +1,66 @@
+import Logging
+
+/// How a `Server` behaves: codecs, limits, timeouts and the handlers.
+///
+/// Every default is what a public-facing server wants; `docs/CORE.md` gives each reason.
+public struct Options: Sendable {
+    /// The codec of a client that asks for no subprotocol (or none the server speaks).
+    public var codec: any Codec = JSONCodec()
+    /// The codecs a client may choose by subprotocol, in addition to `codec`.
+    public var codecs: [any Codec] = [JSONCodec(), MessagePackCodec()]
+
+    /// Frames queued per session before it is closed as too slow (4008).
+    public var queueSize = 1024
+    /// Bytes queued per session before it is closed as too slow (one frame always fits).
+    public var queueBytes = 16 << 20
+    /// The largest message a client may send (else 1009).
+    public var maxMessageSize = 16 << 20
+    /// The most frames one message may be split into (else 1009).
+    public var maxFragments = 131_072
+    /// The largest HTTP request head (else 431).
+    public var maxRequestHeadSize = 8192
+    /// Connections at once; more are answered 503. `nil`: no limit.
+    public var maxSessions: Int? = nil
+    /// Time for the request to arrive and be accepted (including `onAuth`).
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// A session quiet this long is pinged.
+    public var pingInterval: Duration = .seconds(30)
+    /// A session silent this long is closed (1001).
+    public var idleTimeout: Duration = .seconds(60)
+    /// How long a closing session waits for the client's close frame; also bounds a
+    /// graceful shutdown.
+    public var closeTimeout: Duration = .seconds(3)
+    /// Event loops (threads); `nil`: one per CPU this process may use.
+    public var eventLoops: Int? = nil
+    /// Origins allowed to upgrade (exact `Origin` values, e.g. `https://app.example`);
+    /// others get 403. Empty: any origin.
+    public var allowedOrigins: [String] = []
+    public var logger = Logger(label: "live")
+
+    /// Decides whether an upgrade may proceed and what the session's `Meta` is. Runs in a
+    /// task, so it may await I/O; the connection waits (up to `handshakeTimeout`). Throw
+    /// `Rejection` to answer with its status; any other error answers 401 without detail.
+    /// `nil`: every upgrade is accepted with empty `Meta`.
+    public var onAuth: (@Sendable (Request) async throws -> Meta)? = nil
+
+    /// Called for each decoded message, on the session's event-loop thread, in arrival
+    /// order. It must not block: hand slow work to a `Task` (see the README).
+    public var onMessage: (@Sendable (Session, Message) -> Void)? = nil
+
+    /// Called exactly once per session that `onAuth` accepted, when it ends, after it was
+    /// unsubscribed from every topic. On the session's event-loop thread.
+    public var onClose: (@Sendable (Session, CloseReason) -> Void)? = nil
+
+    /// Answers plain HTTP requests on the same port (a health check, a page). `nil`: 426.
+    public var onHTTP: (@Sendable (Request) async -> Response)? = nil
+
+    public init() {}
+
+    /// The codec table: `codecs`, then `codec` if it is not among them. A session's slot
+    /// in it selects the frame a publish sends it.
+    var codecTable: [any Codec] {
+        codecs.contains { $0.name == codec.name } ? codecs : codecs + [codec]
+    }
+
+    var defaultCodecSlot: Int { codecTable.firstIndex { $0.name == codec.name }! }
+}

@@ -1,0 +1,39 @@
+import CLive
+
+/// Topic-based publish/subscribe over sessions. Topics are plain strings.
+public protocol PubSub: Sendable {
+    /// Subscribes a session; subscribing twice is a no-op.
+    func subscribe(_ session: Session, to topic: String) throws
+    /// Removes a subscription; a no-op when absent.
+    func unsubscribe(_ session: Session, from topic: String) throws
+    /// Sends a message to every session subscribed to the topic.
+    func publish(_ message: Message, to topic: String) throws
+}
+
+/// The in-process implementation on the core's topic registry (`server.pubsub`).
+///
+/// A publish encodes the message once per codec that open sessions use, builds each frame
+/// once, and shares it with every subscriber on every event loop: no per-subscriber
+/// encoding, copying or allocation. A subscriber whose codec cannot carry the message (a
+/// binary body for a JSON session) is skipped for it, counted and logged, and stays open.
+///
+/// Called on a session's own event loop (in `onMessage`), subscribe and unsubscribe take
+/// effect before they return; from other threads they take effect shortly after, in order
+/// with that thread's other calls.
+public struct InProcessPubSub: PubSub {
+    let core: ServerCore
+
+    public func subscribe(_ session: Session, to topic: String) throws {
+        var topic = topic
+        try SessionError.check(topic.withUTF8 { clive_subscribe(session.handle, $0.baseAddress, $0.count) })
+    }
+
+    public func unsubscribe(_ session: Session, from topic: String) throws {
+        var topic = topic
+        try SessionError.check(topic.withUTF8 { clive_unsubscribe(session.handle, $0.baseAddress, $0.count) })
+    }
+
+    public func publish(_ message: Message, to topic: String) throws {
+        try core.publish(message, to: topic)
+    }
+}

@@ -1,0 +1,84 @@
+import HTTPTypes
+
+/// An HTTP request as received: the upgrade request handed to `onAuth`, or a plain request
+/// handed to `onHTTP`.
+public struct Request: Sendable {
+    public struct QueryItem: Sendable, Hashable {
+        public var name: String
+        public var value: String
+    }
+
+    public var method: HTTPRequest.Method
+    /// The path, percent-encoding left as sent.
+    public var path: String
+    /// The raw query string, without `?`.
+    public var query: String
+    public var headers: HTTPFields
+    /// "ip:port" or "[ipv6]:port".
+    public var remoteAddress: String
+    /// The subprotocol agreed for an upgrade (the session's codec), if any.
+    public var subprotocol: String?
+
+    /// The query's name/value pairs, percent-decoded (`+` as space).
+    public var queryItems: [QueryItem] {
+        query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return QueryItem(name: percentDecoded(parts[0]),
+                             value: parts.count > 1 ? percentDecoded(parts[1]) : "")
+        }
+    }
+
+    /// The value of the first query item named `name`.
+    public func queryValue(_ name: String) -> String? {
+        queryItems.first { $0.name == name }?.value
+    }
+}
+
+private func percentDecoded(_ s: Substring) -> String {
+    var out: [UInt8] = []
+    var bytes = Array(s.utf8)[...]
+    while let b = bytes.popFirst() {
+        if b == UInt8(ascii: "+") {
+            out.append(0x20)
+        } else if b == UInt8(ascii: "%"), bytes.count >= 2,
+            let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16)
+        {
+            out.append(v)
+            bytes = bytes.dropFirst(2)
+        } else {
+            out.append(b)
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Thrown by `onAuth` to refuse an upgrade with an HTTP status and body, e.g.
+/// `throw Rejection(status: .forbidden, body: "no access to this room")`.
+public struct Rejection: Error, Sendable {
+    public var status: HTTPResponse.Status
+    public var body: String
+
+    public init(status: HTTPResponse.Status, body: String = "") {
+        self.status = status
+        self.body = body
+    }
+}
+
+/// The answer to a plain HTTP request (`onHTTP`). The connection closes after it.
+public struct Response: Sendable {
+    public var status: HTTPResponse.Status
+    public var headers: HTTPFields
+    public var body: Bytes
+
+    public init(status: HTTPResponse.Status = .ok, headers: HTTPFields = [:], body: Bytes = Bytes()) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public init(status: HTTPResponse.Status = .ok, contentType: String, body: Bytes) {
+        var headers = HTTPFields()
+        headers[.contentType] = contentType
+        self.init(status: status, headers: headers, body: body)
+    }
+}

@@ -1,0 +1,66 @@
+import CLive
+import ServiceLifecycle
+
+/// A WebSocket pub/sub server.
+///
+/// ```swift
+/// var options = Options()
+/// options.onAuth = { request in
+///     guard let user = request.queryValue("user") else { throw Rejection(status: .unauthorized) }
+///     return ["user": .string(user)]
+/// }
+/// options.onMessage = { session, message in try? session.send(message) }
+/// let server = try Server(options: options)
+/// try server.listen(host: "127.0.0.1", port: 8080)
+/// try await server.run()
+/// ```
+///
+/// `run()` makes it a swift-service-lifecycle `Service`: a graceful shutdown stops
+/// accepting, closes every session with 1001 and returns once they are gone (bounded by
+/// `Options.closeTimeout`). Without async code, use `start()` and `shutdown()`.
+public final class Server: Service, Sendable {
+    let core: ServerCore
+
+    /// Topic publish/subscribe across all of this server's sessions and event loops.
+    public var pubsub: InProcessPubSub { InProcessPubSub(core: core) }
+
+    public init(options: Options = Options()) throws {
+        core = try ServerCore(options: options)
+    }
+
+    deinit { core.shutdown() }
+
+    /// Binds the address; port 0 picks a free port (read it from `port` afterwards).
+    public func listen(host: String = "127.0.0.1", port: Int) throws {
+        try core.listen(host: host, port: port)
+    }
+
+    /// The bound port, or 0 before `listen`.
+    public var port: Int { core.port }
+
+    /// Starts the event loops and returns.
+    public func start() throws { try core.start() }
+
+    /// Begins a graceful shutdown and returns at once; idempotent.
+    public func shutdown() { core.shutdown() }
+
+    /// Starts (unless started) and returns after the server has shut down, which a graceful
+    /// shutdown of the service group, task cancellation or `shutdown()` begins.
+    public func run() async throws {
+        if core.isStopped { return }
+        do { try core.start() } catch let e as ServerError where e.code == Int(CLIVE_ESTATE.rawValue) {}
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await core.waitUntilStopped()
+            } onCancel: {
+                core.shutdown()
+            }
+        } onGracefulShutdown: {
+            self.core.shutdown()
+        }
+    }
+
+    /// Publishes through a codec error for subscribers whose codec could not encode a
+    /// message: how many (codec, publish) pairs were skipped so far.
+    public var skippedEncodes: Int { core.skippedEncodes.load(ordering: .relaxed) }
+}

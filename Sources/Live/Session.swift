@@ -1,0 +1,108 @@
+import CLive
+import Synchronization
+
+/// One WebSocket connection that `onAuth` accepted.
+///
+/// Every method may be called from any thread. Handlers receive the same `Session` object
+/// for the session's whole life, so it can be used as a dictionary key.
+public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomStringConvertible {
+    public typealias ID = String
+
+    /// Unique within the process and never reused.
+    public let id: ID
+    /// What `onAuth` returned.
+    public let meta: Meta
+    /// The subprotocol agreed in the handshake, which names the session's codec.
+    public let subprotocol: String?
+    /// The codec this session's frames are decoded and encoded with.
+    public let codec: any Codec
+
+    // The C session, retained for as long as this object lives: @unchecked Sendable is
+    // sound because every clive_session function used here may be called from any thread.
+    let handle: OpaquePointer
+    let codecSlot: Int
+    let decodeFailure = Mutex<String?>(nil)
+
+    init(handle: OpaquePointer, meta: Meta, codec: any Codec, codecSlot: Int) {
+        clive_session_retain(handle)
+        self.handle = handle
+        self.id = String(clive_session_id(handle))
+        self.meta = meta
+        let index = clive_session_subprotocol(handle)
+        self.subprotocol = index >= 0 ? codec.name : nil
+        self.codec = codec
+        self.codecSlot = codecSlot
+    }
+
+    deinit { clive_session_release(handle) }
+
+    /// Whether the session is still open (a snapshot).
+    public var isOpen: Bool { clive_session_is_open(handle) != 0 }
+
+    /// Encodes the message with the session's codec and queues it. Never blocks.
+    /// - Throws: `SessionError.closed` after the session closed,
+    ///   `SessionError.queueOverflow` once its queue has overflowed (the session is then
+    ///   closing with 4008), or the codec's error.
+    public func send(_ message: Message) throws {
+        let frame = try codec.encode(message)
+        try send(frame)
+    }
+
+    /// Queues one frame as it is, bypassing the codec.
+    public func send(_ frame: Frame) throws {
+        guard let cframe = makeCFrame(frame) else { throw SessionError.outOfMemory }
+        defer { clive_frame_release(cframe) }
+        try SessionError.check(clive_session_send(handle, cframe))
+    }
+
+    /// Starts the closing handshake. `onClose` then reports `.serverClosed(code:reason:)`.
+    /// - Parameters:
+    ///   - code: 1000, 1001, 1003, 1007-1014 or 3000-4999.
+    ///   - reason: at most 123 bytes of UTF-8.
+    public func close(code: UInt16 = 1000, reason: String = "") {
+        var reason = reason
+        let rc = reason.withUTF8 { clive_session_close(handle, code, $0.baseAddress, $0.count) }
+        if rc == CLIVE_EINVAL.rawValue {
+            clive_session_close(handle, 1000, nil, 0)  // an invalid code still closes
+        }
+    }
+
+    public static func == (a: Session, b: Session) -> Bool { a === b }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+    public var description: String { "Session(\(id))" }
+}
+
+/// Why a session refused a call.
+public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The session is closed or closing.
+    case closed
+    /// The session's send queue overflowed; it is closing with 4008.
+    case queueOverflow
+    /// A topic was empty or longer than 65,535 bytes.
+    case invalidTopic
+    case outOfMemory
+
+    static func check(_ rc: Int32) throws {
+        switch rc {
+        case CLIVE_OK.rawValue: return
+        case CLIVE_EOVERFLOW.rawValue: throw SessionError.queueOverflow
+        case CLIVE_EINVAL.rawValue: throw SessionError.invalidTopic
+        case CLIVE_ENOMEM.rawValue: throw SessionError.outOfMemory
+        default: throw SessionError.closed
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .closed: return "the session is closed"
+        case .queueOverflow: return "the session's send queue overflowed; it is closing (4008)"
+        case .invalidTopic: return "a topic must be 1 to 65,535 bytes"
+        case .outOfMemory: return "out of memory"
+        }
+    }
+}
+
+/// Builds the core's shared frame for a codec's output (one copy, into the frame).
+func makeCFrame(_ frame: Frame) -> OpaquePointer? {
+    frame.payload.withUnsafeBytes { clive_frame_new(frame.kind == .binary ? 1 : 0, $0.baseAddress, $0.count) }
+}
