@@ -5,6 +5,8 @@ let package = Package(
     name: "Live",
     products: [
         .library(name: "Live", targets: ["Live"]),
+        .library(name: "LiveRooms", targets: ["LiveRooms"]),
+        .executable(name: "live-server", targets: ["live-server"]),
         .executable(name: "live-echo", targets: ["live-echo"]),
     ],
     dependencies: [
@@ -47,6 +49,24 @@ let package = Package(
             ],
             path: "Sources/Live"
         ),
+        // The conventions of live-server (join, leave, publish, echo, replies) over Live.
+        .target(
+            name: "LiveRooms",
+            dependencies: ["Live"],
+            path: "Sources/LiveRooms"
+        ),
+        .executableTarget(
+            name: "live-server",
+            dependencies: [
+                "Live",
+                "LiveRooms",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/live-server",
+            resources: [.copy("Public")]
+        ),
         .executableTarget(
             name: "live-echo",
             dependencies: [
@@ -54,6 +74,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/live-echo"
+        ),
+        .testTarget(
+            name: "LiveTests",
+            dependencies: ["Live", .product(name: "HTTPTypes", package: "swift-http-types")],
+            path: "Tests/LiveTests"
+        ),
+        // The README's example, compiled so that it cannot rot (scripts/test checks the two
+        // stay the same).
+        .executableTarget(
+            name: "live-readme-example",
+            dependencies: ["Live"],
+            path: "Examples/readme"
         ),
     ],
     cLanguageStandard: .gnu11

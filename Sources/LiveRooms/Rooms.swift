@@ -1,0 +1,106 @@
+import Live
+import Synchronization
+
+/// The conventions most apps write first, on top of `Live`: join and leave topics, publish
+/// to a topic's subscribers, echo, and replies correlated by `ref`. `Live` itself gives
+/// messages no meaning; this module does, and `live-server` serves it.
+///
+/// | message from a client | effect |
+/// |---|---|
+/// | `{"type":"join","topic":T,"ref":R}` | subscribe to T |
+/// | `{"type":"leave","topic":T,"ref":R}` | unsubscribe from T |
+/// | `{"type":"publish","topic":T,"body":B,"ref":R}` | every subscriber of T gets `{"type":"message","topic":T,"body":B}` |
+/// | `{"type":"echo",...}` | the same message comes back |
+///
+/// With a non-empty `ref`, the sender gets `{"type":"reply","ref":R,"topic":T}` once the
+/// action took effect, or `{"type":"error","ref":R,"body":{"reason":"..."}}` when it did
+/// not. The conventions are the same under every codec.
+public final class Rooms: Sendable {
+    /// What a session asks to do with a topic.
+    public enum Action: Sendable, Hashable {
+        case join
+        case publish
+    }
+
+    /// Decides whether a session may join or publish to a topic (using its `Meta`).
+    public typealias Authorize = @Sendable (Session, Action, String) -> Bool
+
+    private let authorize: Authorize?
+    private let pubsub = Mutex<InProcessPubSub?>(nil)
+
+    public init(authorize: Authorize? = nil) {
+        self.authorize = authorize
+    }
+
+    /// Makes a server whose sessions speak these conventions. Messages of other types go to
+    /// `options.onMessage`, if set; without it they are answered with an error.
+    public func makeServer(options: Options) throws -> Server {
+        var options = options
+        let fallback = options.onMessage
+        options.onMessage = { [self] session, message in
+            handle(message, from: session, fallback: fallback)
+        }
+        let server = try Server(options: options)
+        pubsub.withLock { $0 = server.pubsub }
+        return server
+    }
+
+    func handle(_ message: Message, from session: Session,
+                fallback: (@Sendable (Session, Message) -> Void)?) {
+        guard let pubsub = pubsub.withLock({ $0 }) else { return }
+        let topic = message.topic
+        do {
+            switch message.type {
+            case "join":
+                try requireTopic(topic)
+                try check(session, .join, topic)
+                try pubsub.subscribe(session, to: topic)
+            case "leave":
+                try requireTopic(topic)
+                try pubsub.unsubscribe(session, from: topic)
+            case "publish":
+                try requireTopic(topic)
+                try check(session, .publish, topic)
+                try pubsub.publish(Message(type: "message", topic: topic, body: message.body), to: topic)
+            case "echo":
+                try session.send(message)
+                return
+            default:
+                if let fallback {
+                    fallback(session, message)
+                    return
+                }
+                throw Refusal("unknown type")
+            }
+            if !message.ref.isEmpty {
+                try session.send(Message(type: "reply", topic: topic, ref: message.ref))
+            }
+        } catch let refusal as Refusal {
+            replyError(refusal.reason, to: message, from: session)
+        } catch SessionError.invalidTopic {
+            replyError("invalid topic", to: message, from: session)
+        } catch {
+            // The session is closing (or its queue overflowed): nothing more to say to it.
+        }
+    }
+
+    private func requireTopic(_ topic: String) throws {
+        if topic.isEmpty { throw Refusal("missing topic") }
+    }
+
+    private func check(_ session: Session, _ action: Action, _ topic: String) throws {
+        if let authorize, !authorize(session, action, topic) { throw Refusal("not allowed") }
+    }
+
+    private func replyError(_ reason: String, to message: Message, from session: Session) {
+        guard !message.ref.isEmpty else { return }
+        // reasons are this file's own plain ASCII phrases: no escaping needed
+        let body = Bytes(#"{"reason":"\#(reason)"}"#)
+        try? session.send(Message(type: "error", ref: message.ref, body: body))
+    }
+}
+
+private struct Refusal: Error {
+    let reason: String
+    init(_ reason: String) { self.reason = reason }
+}

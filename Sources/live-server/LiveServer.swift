@@ -1,0 +1,104 @@
+// live-server: Live with the LiveRooms conventions, a demo page and the browser client.
+//
+//   swift run -c release live-server            # http://127.0.0.1:8080/, ws://127.0.0.1:8080/ws
+import ArgumentParser
+import Foundation
+import Live
+import LiveRooms
+import Logging
+import ServiceLifecycle
+
+@main
+struct LiveServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "live-server",
+        abstract: "A realtime pub/sub server: WebSocket endpoint /ws, demo page /, client /live.js.")
+
+    @Option(help: "Address to bind.") var host = "127.0.0.1"
+    @Option(help: "Port to bind; 0 picks a free one.") var port = 8080
+    @Option(help: "Event loops; 0 means one per usable CPU.") var eventLoops = 0
+    @Option(help: "Frames queued per session before it is closed as too slow.") var queueSize = 1024
+    @Option(help: "Largest message a client may send, in bytes.") var maxMessageSize = 16 << 20
+    @Option(help: "Connections at once; 0 means no limit.") var maxSessions = 0
+    @Option(help: "Codec for clients that ask for none: json or msgpack.") var defaultCodec = "json"
+    @Option(name: .customLong("allowed-origin"), help: "An Origin allowed to connect (repeat it); none: any.")
+    var allowedOrigins: [String] = []
+    @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+
+    func validate() throws {
+        guard ["json", "msgpack"].contains(defaultCodec) else {
+            throw ValidationError("--default-codec must be json or msgpack")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "live-server")
+        logger.logLevel = Logger.Level(rawValue: logLevel)!
+        var options = Options()
+        options.logger = logger
+        options.codec = defaultCodec == "json" ? JSONCodec() : MessagePackCodec()
+        options.codecs = [JSONCodec(), MessagePackCodec()]
+        options.eventLoops = eventLoops > 0 ? eventLoops : nil
+        options.queueSize = queueSize
+        options.maxMessageSize = maxMessageSize
+        options.maxSessions = maxSessions > 0 ? maxSessions : nil
+        options.allowedOrigins = allowedOrigins
+        options.onAuth = { request in
+            guard request.path == "/ws" else { throw Rejection(status: .notFound, body: "WebSocket endpoint is /ws") }
+            // The demo's identity: a display name from the query, nothing secret.
+            let name = String((request.queryValue("name") ?? "").prefix(32))
+            return ["name": .string(name.isEmpty ? "guest" : name)]
+        }
+        let assets = try Assets()
+        options.onHTTP = { request in assets.response(for: request.path) }
+        let rooms = Rooms(authorize: DemoPolicy.authorize)
+        let server = try rooms.makeServer(options: options)
+        try server.listen(host: host, port: port)
+        try server.start()
+        let base = "\(host):\(server.port)"
+        logger.notice("demo page: http://\(base)/  WebSocket endpoint: ws://\(base)/ws")
+        // unbuffered, so that a script reading the pipe sees the address at once
+        FileHandle.standardOutput.write("live-server: http://\(base)/  ws://\(base)/ws\n".data(using: .utf8)!)
+        let group = ServiceGroup(
+            configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// The demo's topic authorisation: anyone joins and publishes in rooms, but only names
+/// starting with "admin" may publish to "announcements".
+enum DemoPolicy {
+    static func authorize(_ session: Session, _ action: Rooms.Action, _ topic: String) -> Bool {
+        if topic == "announcements" && action == .publish {
+            return session.meta.string("name")?.hasPrefix("admin") == true
+        }
+        return true
+    }
+}
+
+/// The demo page and the browser client, embedded in the executable's resources.
+struct Assets: Sendable {
+    let files: [String: (type: String, body: Bytes)]
+
+    init() throws {
+        guard let dir = Bundle.module.url(forResource: "Public", withExtension: nil) else {
+            throw ValidationError("live-server's resources are missing")
+        }
+        func load(_ name: String, _ type: String) throws -> (String, Bytes) {
+            (type, Bytes(try Data(contentsOf: dir.appendingPathComponent(name))))
+        }
+        files = [
+            "/": try load("index.html", "text/html; charset=utf-8"),
+            "/live.js": try load("live.js", "text/javascript; charset=utf-8"),
+        ]
+    }
+
+    func response(for path: String) -> Response {
+        if path == "/healthz" { return Response(contentType: "text/plain", body: "ok\n") }
+        guard let file = files[path] else {
+            return Response(status: .notFound, contentType: "text/plain", body: "not found\n")
+        }
+        return Response(contentType: file.type, body: file.body)
+    }
+}
