@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "Live", targets: ["Live"]),
         .library(name: "LiveRooms", targets: ["LiveRooms"]),
         .executable(name: "live-server", targets: ["live-server"]),
+        .executable(name: "live-load", targets: ["live-load"]),
         .executable(name: "live-echo", targets: ["live-echo"]),
     ],
     dependencies: [
@@ -79,6 +80,12 @@ let package = Package(
             name: "LiveTests",
             dependencies: ["Live", .product(name: "HTTPTypes", package: "swift-http-types")],
             path: "Tests/LiveTests"
+        ),
+        // The load generator (C, epoll): connect, echo, fanout and topics scenarios.
+        .executableTarget(
+            name: "live-load",
+            path: "bench/load",
+            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-O2"])]
         ),
         // The README's example, compiled so that it cannot rot (scripts/test checks the two
         // stay the same).

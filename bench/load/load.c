@@ -1,0 +1,586 @@
+/* live-load: a WebSocket load generator for servers that speak the live-server
+ * conventions (join, publish, echo, replies by ref; JSON codec). One epoll loop, one
+ * thread, nonblocking sockets, no allocation per message.
+ *
+ * Scenarios:
+ *   connect  open N connections (bounded concurrency): handshakes/s, and with --pid the
+ *            server's RSS per idle connection
+ *   echo     C connections in closed loop (window 1 each): round trips/s and latency
+ *   fanout   S subscribers on one topic, one publisher; at max rate with a window W of
+ *            publishes in flight (a publish leaves the window once its reply is back and
+ *            every subscriber has it), or at a fixed --rate; deliveries/s, lost, latency
+ *   topics   N connections each subscribed to its own topic, each publishing to it in
+ *            closed loop: deliveries/s and latency
+ *
+ * Latency is end to end, from a timestamp the publisher puts in the body. Output: a
+ * readable summary and one machine-readable line starting with "RESULT".
+ * Connections come from source addresses 127.0.0.1-127.0.0.250 in turn, so that large
+ * counts do not run out of ephemeral ports. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "histogram.h"
+
+typedef struct conn {
+    int fd;
+    int index;
+    int state; /* 0 connecting, 1 handshake sent, 2 open, 3 dead */
+    int role;  /* 0 subscriber/echoer, 1 publisher */
+    uint8_t *in;
+    size_t in_len, in_cap;
+    uint8_t *out;
+    size_t out_len, out_cap;
+    int in_flight; /* requests waiting for their reply */
+    int joined;
+    uint64_t received;
+} conn;
+
+static struct {
+    const char *scenario, *host, *path, *label;
+    int port, connections, subscribers, window, body, pid, concurrency;
+    double duration, rate, warmup;
+} opt = {.host = "127.0.0.1", .path = "/ws", .label = "server", .port = 8080,
+         .connections = 100, .subscribers = 1000, .window = 32, .body = 64, .concurrency = 256,
+         .duration = 10, .rate = 0, .warmup = 1};
+
+static int ep;
+static conn *conns;
+static int nconns;
+static histogram lat;
+static uint64_t deliveries, replies, published, round_trips;
+static uint64_t *seen;      /* per publish sequence: subscribers that got it (fanout) */
+static uint8_t *replied;    /* per publish sequence: reply back (fanout) */
+static uint64_t seen_cap;
+static uint64_t completed;  /* fanout publishes fully delivered */
+static uint64_t next_seq;
+static int measuring;
+static uint64_t t_measure_start;
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what) {
+    perror(what);
+    exit(2);
+}
+
+static void ensure(uint8_t **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    *buf = realloc(*buf, c);
+    if (*buf == NULL) die("realloc");
+    *cap = c;
+}
+
+static void watch(conn *c, uint32_t events, int op) {
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    if (epoll_ctl(ep, op, c->fd, &ev) != 0) die("epoll_ctl");
+}
+
+static void flush_out(conn *c) {
+    while (c->out_len > 0) {
+        ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR) break;
+            c->state = 3;
+            return;
+        }
+        memmove(c->out, c->out + w, c->out_len - (size_t)w);
+        c->out_len -= (size_t)w;
+    }
+    watch(c, EPOLLIN | (c->out_len ? EPOLLOUT : 0), EPOLL_CTL_MOD);
+}
+
+/* Appends a masked text frame (clients must mask; a zero key keeps it cheap). */
+static void send_text(conn *c, const char *text, size_t len) {
+    ensure(&c->out, &c->out_cap, c->out_len + len + 14);
+    uint8_t *p = c->out + c->out_len;
+    size_t h = 0;
+    p[h++] = 0x81;
+    if (len < 126) {
+        p[h++] = 0x80 | (uint8_t)len;
+    } else if (len < 65536) {
+        p[h++] = 0x80 | 126;
+        p[h++] = (uint8_t)(len >> 8);
+        p[h++] = (uint8_t)len;
+    } else {
+        p[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--) p[h++] = (uint8_t)(len >> (8 * i));
+    }
+    memset(p + h, 0, 4); /* mask key 0: XOR leaves the payload as is */
+    h += 4;
+    memcpy(p + h, text, len);
+    c->out_len += h + len;
+}
+
+/* A body of about opt.body bytes: {"s":SEQ,"t":NS,"p":"xxx..."} */
+static int make_body(char *out, size_t cap, uint64_t seq) {
+    int n = snprintf(out, cap, "{\"s\":%llu,\"t\":%llu,\"p\":\"", (unsigned long long)seq,
+                     (unsigned long long)now_ns());
+    while (n < opt.body - 2 && (size_t)n < cap - 3) out[n++] = 'x';
+    out[n++] = '"';
+    out[n++] = '}';
+    return n;
+}
+
+static void send_publish(conn *c, const char *topic) {
+    char body[512], msg[1024];
+    uint64_t seq = next_seq++;
+    int b = make_body(body, sizeof body, seq);
+    int n = snprintf(msg, sizeof msg, "{\"type\":\"publish\",\"topic\":\"%s\",\"ref\":\"%llu\",\"body\":%.*s}",
+                     topic, (unsigned long long)seq, b, body);
+    send_text(c, msg, (size_t)n);
+    c->in_flight++;
+    published++;
+}
+
+static void send_echo(conn *c) {
+    char body[512], msg[1024];
+    int b = make_body(body, sizeof body, next_seq++);
+    int n = snprintf(msg, sizeof msg, "{\"type\":\"echo\",\"ref\":\"e\",\"body\":%.*s}", b, body);
+    send_text(c, msg, (size_t)n);
+    c->in_flight++;
+}
+
+static void send_join(conn *c, const char *topic) {
+    char msg[256];
+    int n = snprintf(msg, sizeof msg, "{\"type\":\"join\",\"topic\":\"%s\",\"ref\":\"j\"}", topic);
+    send_text(c, msg, (size_t)n);
+}
+
+/* Finds "key": and parses the unsigned number after it; 0 if absent. */
+static uint64_t json_u64(const uint8_t *p, size_t n, const char *key) {
+    size_t k = strlen(key);
+    for (size_t i = 0; i + k < n; i++) {
+        if (p[i] == '"' && memcmp(p + i + 1, key, k) == 0 && p[i + 1 + k] == '"') {
+            size_t j = i + k + 2;
+            while (j < n && (p[j] == ':' || p[j] == ' ')) j++;
+            uint64_t v = 0;
+            while (j < n && p[j] >= '0' && p[j] <= '9') v = v * 10 + (uint64_t)(p[j++] - '0');
+            return v;
+        }
+    }
+    return 0;
+}
+
+/* The value of "type" (up to 15 bytes) into out. */
+static void json_type(const uint8_t *p, size_t n, char out[16]) {
+    out[0] = 0;
+    const char *key = "\"type\"";
+    for (size_t i = 0; i + 6 < n; i++) {
+        if (memcmp(p + i, key, 6) == 0) {
+            size_t j = i + 6;
+            while (j < n && (p[j] == ':' || p[j] == ' ')) j++;
+            if (j < n && p[j] == '"') {
+                size_t m = 0;
+                j++;
+                while (j < n && p[j] != '"' && m < 15) out[m++] = (char)p[j++];
+                out[m] = 0;
+            }
+            return;
+        }
+    }
+}
+
+static void record_latency(const uint8_t *p, size_t n) {
+    uint64_t t = json_u64(p, n, "t");
+    uint64_t now = now_ns();
+    if (measuring && t && now > t) histogram_record(&lat, now - t);
+}
+
+static void fanout_progress(uint64_t seq) {
+    if (seq < seen_cap && replied[seq] && seen[seq] == (uint64_t)opt.subscribers) completed++;
+}
+
+static int is_fanout(void) { return strcmp(opt.scenario, "fanout") == 0; }
+static int is_topics(void) { return strcmp(opt.scenario, "topics") == 0; }
+
+static void on_message(conn *c, const uint8_t *p, size_t n) {
+    char type[16];
+    json_type(p, n, type);
+    c->received++;
+    if (strcmp(type, "message") == 0) {
+        if (measuring) deliveries++;
+        record_latency(p, n);
+        if (is_fanout()) {
+            uint64_t s = json_u64(p, n, "s");
+            if (s < seen_cap) {
+                seen[s]++;
+                fanout_progress(s);
+            }
+        }
+        if (is_topics()) { /* closed loop per connection */
+        }
+    } else if (strcmp(type, "reply") == 0) {
+        if (!c->joined) {
+            c->joined = 1;
+            return;
+        }
+        c->in_flight--;
+        if (measuring) replies++;
+        if (is_fanout()) {
+            uint64_t s = json_u64(p, n, "ref");
+            if (s < seen_cap) {
+                replied[s] = 1;
+                fanout_progress(s);
+            }
+        }
+    } else if (strcmp(type, "echo") == 0) {
+        c->in_flight--;
+        if (measuring) round_trips++;
+        record_latency(p, n);
+    }
+}
+
+/* Parses complete server frames (unmasked) from c->in. */
+static void parse_frames(conn *c) {
+    size_t off = 0;
+    while (c->in_len - off >= 2) {
+        uint8_t *f = c->in + off;
+        uint64_t len = f[1] & 0x7f;
+        size_t h = 2;
+        if (len == 126) {
+            if (c->in_len - off < 4) break;
+            len = (uint64_t)f[2] << 8 | f[3];
+            h = 4;
+        } else if (len == 127) {
+            if (c->in_len - off < 10) break;
+            len = 0;
+            for (int i = 0; i < 8; i++) len = len << 8 | f[2 + i];
+            h = 10;
+        }
+        if (c->in_len - off < h + len) break;
+        int opcode = f[0] & 0x0f;
+        if (opcode == 1 || opcode == 2) on_message(c, f + h, (size_t)len);
+        if (opcode == 8) c->state = 3;
+        off += h + (size_t)len;
+    }
+    memmove(c->in, c->in + off, c->in_len - off);
+    c->in_len -= off;
+}
+
+static void on_readable(conn *c) {
+    for (;;) {
+        ensure(&c->in, &c->in_cap, c->in_len + 65536);
+        ssize_t r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EINTR) return;
+            c->state = 3;
+            return;
+        }
+        if (r == 0) {
+            c->state = 3;
+            return;
+        }
+        c->in_len += (size_t)r;
+        if (c->state == 1) {
+            uint8_t *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+            if (end == NULL) continue;
+            if (memcmp(c->in, "HTTP/1.1 101", 12) != 0) {
+                fprintf(stderr, "handshake refused: %.40s\n", c->in);
+                c->state = 3;
+                return;
+            }
+            size_t used = (size_t)(end + 4 - c->in);
+            memmove(c->in, c->in + used, c->in_len - used);
+            c->in_len -= used;
+            c->state = 2;
+        }
+        if (c->state == 2) parse_frames(c);
+        if ((size_t)r < 65536) return;
+    }
+}
+
+static void start_connect(conn *c) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->index % 250));
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0) die("bind source address");
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+    inet_pton(AF_INET, opt.host, &dst.sin_addr);
+    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0 && errno != EINPROGRESS) die("connect");
+    c->fd = fd;
+    c->state = 0;
+    watch(c, EPOLLOUT, EPOLL_CTL_ADD);
+}
+
+static void send_handshake(conn *c) {
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Protocol: live.v1.json\r\n\r\n",
+                     opt.path, opt.host, opt.port);
+    ensure(&c->out, &c->out_cap, c->out_len + (size_t)n);
+    memcpy(c->out + c->out_len, req, (size_t)n);
+    c->out_len += (size_t)n;
+    c->state = 1;
+    flush_out(c);
+}
+
+/* Runs the event loop until `until` (ns) or until done() says so. */
+static void run_until(uint64_t until, int (*done)(void), void (*tick)(void)) {
+    struct epoll_event evs[512];
+    while (now_ns() < until && !(done && done())) {
+        int n = epoll_wait(ep, evs, 512, 5);
+        for (int i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            if (c->state == 3) continue;
+            if (c->state == 0 && (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+                int err = 0;
+                socklen_t el = sizeof err;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+                if (err) {
+                    c->state = 3;
+                    continue;
+                }
+                send_handshake(c);
+                continue;
+            }
+            if (evs[i].events & EPOLLIN) on_readable(c);
+            if (c->state != 3 && (evs[i].events & EPOLLOUT)) flush_out(c);
+        }
+        if (tick) tick();
+        for (int i = 0; i < nconns; i++)
+            if (conns[i].out_len && conns[i].state == 2) flush_out(&conns[i]);
+    }
+}
+
+static int open_count(void) {
+    int k = 0;
+    for (int i = 0; i < nconns; i++) k += conns[i].state == 2;
+    return k;
+}
+
+static int dead_count(void) {
+    int k = 0;
+    for (int i = 0; i < nconns; i++) k += conns[i].state == 3;
+    return k;
+}
+
+/* Opens every connection, at most opt.concurrency handshakes at once. */
+static double connect_all(void) {
+    uint64_t t0 = now_ns();
+    int started = 0;
+    while (open_count() + dead_count() < nconns) {
+        int pending = started - open_count() - dead_count();
+        while (started < nconns && pending < opt.concurrency) {
+            start_connect(&conns[started++]);
+            pending++;
+        }
+        run_until(now_ns() + 5000000ull, NULL, NULL);
+        if (now_ns() - t0 > 120000000000ull) break;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    if (dead_count()) fprintf(stderr, "warning: %d connections failed\n", dead_count());
+    return secs;
+}
+
+static int all_joined(void) {
+    for (int i = 0; i < nconns; i++)
+        if (conns[i].state == 2 && conns[i].role == 0 && !conns[i].joined) return 0;
+    return 1;
+}
+
+static long rss_kib(int pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return -1;
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) v = atol(line + 6);
+    fclose(f);
+    return v;
+}
+
+static conn *publisher;
+static uint64_t rate_next_ns, rate_step_ns;
+
+static void fanout_tick(void) {
+    if (publisher == NULL || publisher->state != 2) return;
+    if (opt.rate > 0) {
+        uint64_t now = now_ns();
+        while (now >= rate_next_ns && next_seq < seen_cap) {
+            send_publish(publisher, "bench");
+            rate_next_ns += rate_step_ns;
+        }
+        return;
+    }
+    /* window: publishes not yet fully delivered */
+    while ((int64_t)(next_seq - completed) < opt.window && next_seq < seen_cap)
+        send_publish(publisher, "bench");
+}
+
+static void echo_tick(void) {
+    for (int i = 0; i < nconns; i++)
+        if (conns[i].state == 2 && conns[i].in_flight == 0) send_echo(&conns[i]);
+}
+
+static void topics_tick(void) {
+    char topic[32];
+    for (int i = 0; i < nconns; i++) {
+        conn *c = &conns[i];
+        if (c->state == 2 && c->joined && c->in_flight < opt.window) {
+            snprintf(topic, sizeof topic, "t%d", c->index);
+            while (c->in_flight < opt.window) send_publish(c, topic);
+        }
+    }
+}
+
+static void print_result(const char *scenario, double secs, const char *extra) {
+    double p50 = histogram_percentile(&lat, 50) / 1e6, p99 = histogram_percentile(&lat, 99) / 1e6,
+           p999 = histogram_percentile(&lat, 99.9) / 1e6, max = (double)lat.max / 1e6;
+    printf("RESULT scenario=%s server=%s seconds=%.2f deliveries_per_s=%.0f round_trips_per_s=%.0f "
+           "p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f samples=%llu %s\n",
+           scenario, opt.label, secs, deliveries / secs, round_trips / secs, p50, p99, p999, max,
+           (unsigned long long)lat.count, extra);
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: live-load connect|echo|fanout|topics [--port N] [--host IP] [--path /ws]\n"
+            "  [--connections N] [--subscribers S] [--window W] [--rate R/s] [--duration s]\n"
+            "  [--body bytes] [--pid server-pid] [--label name] [--concurrency N]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    static struct option longs[] = {
+        {"port", 1, 0, 'p'}, {"host", 1, 0, 'h'}, {"path", 1, 0, 'P'}, {"connections", 1, 0, 'c'},
+        {"subscribers", 1, 0, 's'}, {"window", 1, 0, 'w'}, {"rate", 1, 0, 'r'},
+        {"duration", 1, 0, 'd'}, {"body", 1, 0, 'b'}, {"pid", 1, 0, 'i'}, {"label", 1, 0, 'l'},
+        {"concurrency", 1, 0, 'C'}, {"warmup", 1, 0, 'W'}, {0, 0, 0, 0}};
+    if (argc < 2) usage();
+    opt.scenario = argv[1];
+    int ch;
+    optind = 2;
+    while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'p': opt.port = atoi(optarg); break;
+        case 'h': opt.host = optarg; break;
+        case 'P': opt.path = optarg; break;
+        case 'c': opt.connections = atoi(optarg); break;
+        case 's': opt.subscribers = atoi(optarg); break;
+        case 'w': opt.window = atoi(optarg); break;
+        case 'r': opt.rate = atof(optarg); break;
+        case 'd': opt.duration = atof(optarg); break;
+        case 'b': opt.body = atoi(optarg); break;
+        case 'i': opt.pid = atoi(optarg); break;
+        case 'l': opt.label = optarg; break;
+        case 'C': opt.concurrency = atoi(optarg); break;
+        case 'W': opt.warmup = atof(optarg); break;
+        default: usage();
+        }
+    }
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    histogram_init(&lat);
+    int fan = is_fanout();
+    nconns = fan ? opt.subscribers + 1 : opt.connections;
+    if ((rlim_t)nconns + 64 > rl.rlim_cur) {
+        fprintf(stderr, "need %d descriptors, limit %llu\n", nconns + 64, (unsigned long long)rl.rlim_cur);
+        return 2;
+    }
+    conns = calloc((size_t)nconns, sizeof *conns);
+    for (int i = 0; i < nconns; i++) conns[i].index = i;
+    long rss0 = opt.pid ? rss_kib(opt.pid) : -1;
+    double secs = connect_all();
+    char extra[256];
+
+    if (strcmp(opt.scenario, "connect") == 0) {
+        run_until(now_ns() + 1000000000ull, NULL, NULL); /* let the server settle */
+        long rss1 = opt.pid ? rss_kib(opt.pid) : -1;
+        printf("RESULT scenario=connect server=%s connections=%d failed=%d seconds=%.2f handshakes_per_s=%.0f "
+               "rss_before_kib=%ld rss_after_kib=%ld rss_per_connection_kib=%.3f\n",
+               opt.label, open_count(), dead_count(), secs, open_count() / secs, rss0, rss1,
+               opt.pid ? (double)(rss1 - rss0) / open_count() : 0.0);
+        return 0;
+    }
+    if (fan) {
+        publisher = &conns[nconns - 1];
+        publisher->role = 1;
+        publisher->joined = 1; /* the publisher does not subscribe */
+    }
+    for (int i = 0; i < nconns; i++) {
+        if (conns[i].state != 2 || conns[i].role != 0) continue;
+        char topic[32];
+        if (is_topics())
+            snprintf(topic, sizeof topic, "t%d", i);
+        else
+            snprintf(topic, sizeof topic, "bench");
+        if (fan || is_topics()) send_join(&conns[i], topic);
+        else conns[i].joined = 1;
+    }
+    if (fan || is_topics()) run_until(now_ns() + 30000000000ull, all_joined, NULL);
+    if (fan) opt.subscribers = open_count() - 1;
+
+    void (*tick)(void) = fan ? fanout_tick : is_topics() ? topics_tick : echo_tick;
+    if (fan) {
+        seen_cap = opt.rate > 0 ? (uint64_t)(opt.rate * (opt.duration + opt.warmup) + 16) : 50000000ull;
+        seen = calloc(seen_cap, sizeof *seen);
+        replied = calloc(seen_cap, 1);
+        rate_step_ns = opt.rate > 0 ? (uint64_t)(1e9 / opt.rate) : 0;
+        rate_next_ns = now_ns();
+    }
+    /* warm-up, then measure */
+    run_until(now_ns() + (uint64_t)(opt.warmup * 1e9), NULL, tick);
+    histogram_init(&lat);
+    measuring = 1;
+    t_measure_start = now_ns();
+    uint64_t measured_from_seq = next_seq;
+    run_until(t_measure_start + (uint64_t)(opt.duration * 1e9), NULL, tick);
+    measuring = 0;
+    double msecs = (double)(now_ns() - t_measure_start) / 1e9;
+    uint64_t measured_to_seq = next_seq;
+    if (fan) {
+        /* drain: give stragglers up to 5 s to arrive, then count what is missing */
+        if (opt.rate > 0) rate_step_ns = UINT64_MAX / 2, rate_next_ns = UINT64_MAX;
+        publisher = NULL;
+        uint64_t drain_until = now_ns() + 5000000000ull;
+        while (now_ns() < drain_until) {
+            uint64_t missing = 0;
+            for (uint64_t s = measured_from_seq; s < measured_to_seq; s++)
+                missing += (uint64_t)opt.subscribers - seen[s];
+            if (missing == 0) break;
+            run_until(now_ns() + 20000000ull, NULL, NULL);
+        }
+        uint64_t expected = (measured_to_seq - measured_from_seq) * (uint64_t)opt.subscribers, got = 0;
+        for (uint64_t s = measured_from_seq; s < measured_to_seq; s++) got += seen[s];
+        snprintf(extra, sizeof extra, "subscribers=%d window=%d rate=%.0f published=%llu lost=%llu lost_pct=%.2f dead=%d",
+                 opt.subscribers, opt.rate > 0 ? 0 : opt.window, opt.rate,
+                 (unsigned long long)(measured_to_seq - measured_from_seq),
+                 (unsigned long long)(expected - got), expected ? 100.0 * (double)(expected - got) / (double)expected : 0,
+                 dead_count());
+    } else {
+        snprintf(extra, sizeof extra, "connections=%d window=%d dead=%d", open_count(),
+                 is_topics() ? opt.window : 1, dead_count());
+    }
+    print_result(opt.scenario, msecs, extra);
+    return 0;
+}
