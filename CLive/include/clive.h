@@ -97,6 +97,12 @@ typedef struct clive_callbacks {
      * clive_close_kind; reason is valid only during the call. */
     void (*on_close)(clive_session *session, clive_close_kind kind, int code,
                      const char *reason, size_t reason_len, void *user);
+    /* With options.presence: the sessions that joined and left a topic since the last
+     * batch (net changes only), on the loop thread where they happened. The arrays are
+     * valid only during the call. */
+    void (*on_presence)(const char *topic, size_t topic_len, const uint64_t *joined,
+                        size_t joined_count, const uint64_t *left, size_t left_count,
+                        void *user);
     void *user;
 } clive_callbacks;
 
@@ -118,6 +124,9 @@ typedef struct clive_options {
     const char *const *allowed_origins; /* exact Origin values allowed for upgrades, else 403;
                                            none: any origin (and requests without one) */
     size_t allowed_origin_count;
+    int presence;                /* 1: keep a cross-loop index of topic subscribers for
+                                    clive_presence_list and report joins and leaves */
+    unsigned presence_interval_ms; /* batch joins and leaves this long; 0: per loop turn */
     clive_callbacks callbacks;
 } clive_options;
 
@@ -243,6 +252,13 @@ int clive_unsubscribe(clive_session *session, const char *topic, size_t topic_le
  * Publishes from one thread reach each subscriber in the order they were made. Any thread. */
 int clive_publish(clive_server *server, const char *topic, size_t topic_len,
                   clive_frame *const *frames, size_t count);
+
+/* --- presence (options.presence) ---------------------------------------------------- */
+
+/* The ids of the sessions subscribed to a topic, across every loop: fills at most cap
+ * of them into ids and returns how many there are (0 when presence is off). Any thread. */
+size_t clive_presence_list(clive_server *server, const char *topic, size_t topic_len,
+                           uint64_t *ids, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #include "clive.h"
 #include "frame.h"
 #include "inbox.h"
+#include "presence.h"
 #include "sendq.h"
 #include "topics.h"
 
@@ -105,6 +106,8 @@ struct lv_loop {
     uv_async_t wake;       /* inbox has items, or shutdown */
     uv_prepare_t flush;    /* before the loop blocks: deferred close work, then writes */
     uv_timer_t sweep;      /* handshake, keepalive, idle and close timeouts */
+    uv_timer_t presence_timer; /* flushes the presence batch every presence_interval_ms */
+    lv_presence_batch presence;
     lv_inbox inbox;
     clive_session *sessions; /* every connection of this loop */
     clive_session *dirty;    /* sessions with frames to write this turn */
@@ -131,6 +134,7 @@ struct clive_server {
     atomic_int started;
     atomic_int shutting_down;
     atomic_uint connections; /* for max_sessions */
+    lv_presence presence;    /* with options.presence */
 };
 
 /* Drops a reference to the server; the last one frees it (server.c). */
@@ -184,6 +188,8 @@ void lv_loop_post(lv_loop *l, lv_cmd *cmd);
 void lv_loop_mark_dirty(clive_session *s);
 /* Marks a session for close work outside any callback. */
 void lv_loop_defer(clive_session *s);
+/* Records a join or leave for presence (a no-op when presence is off). Loop thread. */
+void lv_loop_presence(lv_loop *l, lv_sub *sub, uint64_t id, int joined);
 /* Sends frames to this loop's subscribers of a topic. Loop thread. */
 void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *const *frames,
                     size_t count);

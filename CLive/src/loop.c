@@ -15,6 +15,8 @@
 
 _Thread_local lv_loop *lv_current_loop;
 
+static void on_presence_timer(uv_timer_t *handle);
+
 #define RECEIVE_BUFFER (256 * 1024)
 #define ACCEPTS_PER_EVENT 64
 
@@ -54,10 +56,30 @@ static void on_wake(uv_async_t *handle) {
     while ((n = lv_inbox_pop(&l->inbox)) != NULL) lv_cmd_run(l, (lv_cmd *)n);
 }
 
-/* Deferred close work first (it queues close frames), then one write per dirty session. */
+void lv_loop_presence(lv_loop *l, lv_sub *sub, uint64_t id, int joined) {
+    const clive_options *o = &l->server->options;
+    if (!o->presence) return;
+    if (joined && lv_presence_add(&l->server->presence, sub, id) != 0) return;
+    lv_presence_note(&l->presence, sub->topic->name, sub->topic->name_len, id, joined);
+    if (o->presence_interval_ms && !uv_is_active((uv_handle_t *)&l->presence_timer))
+        uv_timer_start(&l->presence_timer, on_presence_timer, o->presence_interval_ms, 0);
+}
+
+/* topics.c calls this before it frees a subscription. */
+static void on_subscription_removed(void *ctx, lv_sub *sub) {
+    lv_loop *l = ctx;
+    lv_presence_remove(&l->server->presence, sub);
+    lv_loop_presence(l, sub, clive_session_id(sub->session), 0);
+}
+
+/* Deferred close work first (it queues close frames), then one write per dirty session.
+ * Presence batches (without an interval) go out here too: their events are frames. */
 static void on_prepare(uv_prepare_t *handle) {
     lv_loop *l = handle->data;
-    while (l->deferred || l->dirty) {
+    for (;;) {
+        if (!l->server->options.presence_interval_ms)
+            lv_presence_flush(&l->presence, &l->server->options.callbacks);
+        if (!l->deferred && !l->dirty) break;
         while (l->deferred) {
             clive_session *s = l->deferred;
             l->deferred = s->deferred_next;
@@ -75,6 +97,11 @@ static void on_prepare(uv_prepare_t *handle) {
             clive_session_release(s);
         }
     }
+}
+
+static void on_presence_timer(uv_timer_t *handle) {
+    lv_loop *l = handle->data;
+    lv_presence_flush(&l->presence, &l->server->options.callbacks);
 }
 
 static void on_sweep(uv_timer_t *handle) {
@@ -136,6 +163,7 @@ void lv_loop_maybe_stop(lv_loop *l) {
     uv_close((uv_handle_t *)&l->wake, on_handle_closed);
     uv_close((uv_handle_t *)&l->flush, on_handle_closed);
     uv_close((uv_handle_t *)&l->sweep, on_handle_closed);
+    uv_close((uv_handle_t *)&l->presence_timer, on_handle_closed);
 }
 
 static void thread_main(void *arg) {
@@ -156,6 +184,10 @@ int lv_loop_init(lv_loop *l, clive_server *server, unsigned index) {
     l->rbuf = malloc(l->rbuf_cap);
     if (l->rbuf == NULL) return CLIVE_ENOMEM;
     lv_inbox_init(&l->inbox);
+    if (server->options.presence) {
+        l->topics.on_remove = on_subscription_removed;
+        l->topics.ctx = l;
+    }
     atomic_init(&l->open, 0);
     atomic_init(&l->posting, 0);
     return CLIVE_OK;
@@ -178,6 +210,8 @@ int lv_loop_start(lv_loop *l) {
     uv_prepare_init(&l->uv, &l->flush);
     l->flush.data = l;
     uv_prepare_start(&l->flush, on_prepare);
+    uv_timer_init(&l->uv, &l->presence_timer);
+    l->presence_timer.data = l;
     uv_timer_init(&l->uv, &l->sweep);
     l->sweep.data = l;
     unsigned every = sweep_interval(&l->server->options);
@@ -198,6 +232,7 @@ int lv_loop_start(lv_loop *l) {
 void lv_loop_free(lv_loop *l) {
     if (l->listen_fd >= 0) close(l->listen_fd);
     lv_topics_free(&l->topics);
+    lv_presence_batch_free(&l->presence);
     free(l->rbuf);
     l->rbuf = NULL;
 }

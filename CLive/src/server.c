@@ -80,6 +80,7 @@ int clive_server_new(const clive_options *options, clive_server **out) {
     srv->options = *options;
     apply_defaults(&srv->options);
     atomic_init(&srv->refs, 1);
+    lv_presence_init(&srv->presence);
     int err = CLIVE_OK;
     clive_options *o = &srv->options;
     if (o->subprotocol_count) {
@@ -217,6 +218,7 @@ void lv_server_release(clive_server *srv) {
     if (atomic_fetch_sub(&srv->refs, 1) != 1) return;
     for (unsigned i = 0; srv->loops && i < srv->nloops; i++) lv_loop_free(&srv->loops[i]);
     free(srv->loops);
+    lv_presence_free(&srv->presence);
     for (size_t i = 0; i < srv->owned_count; i++) free(srv->owned_strings[i]);
     free(srv->owned_strings);
     free(srv);
@@ -229,6 +231,12 @@ void clive_server_free(clive_server *srv) {
         clive_server_wait(srv);
     }
     lv_server_release(srv);
+}
+
+size_t clive_presence_list(clive_server *srv, const char *topic, size_t len, uint64_t *ids,
+                           size_t cap) {
+    if (!srv->options.presence) return 0;
+    return lv_presence_list(&srv->presence, topic, len, ids, cap);
 }
 
 void clive_server_stats(const clive_server *srv, clive_stats *out) {

@@ -107,6 +107,7 @@ static void remove_topic(lv_topics *t, lv_topic *tp) {
 }
 
 static void detach(lv_topics *t, lv_sub *sub) {
+    if (t->on_remove) t->on_remove(t->ctx, sub);
     lv_topic *tp = sub->topic;
     lv_sub *last = tp->subs[--tp->count];
     tp->subs[sub->index] = last;
@@ -144,5 +145,7 @@ void lv_topics_free(lv_topics *t) {
         }
     }
     free(t->table);
-    *t = (lv_topics){0};
+    t->table = NULL;
+    t->cap = t->count = 0;
+    t->subscriptions = 0;
 }

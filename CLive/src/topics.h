@@ -23,6 +23,7 @@ typedef struct lv_sub {
     lv_topic *topic;
     clive_session *session;
     uint32_t index;             /* position in topic->subs */
+    uint32_t presence_index;    /* position in the presence index (guarded by its lock) */
     struct lv_sub *next;        /* the session's next subscription */
 } lv_sub;
 
@@ -40,6 +41,9 @@ typedef struct lv_topics {
     uint32_t cap;     /* 0 or a power of two */
     uint32_t count;   /* topics */
     uint64_t subscriptions;
+    /* called before a subscription is freed (presence bookkeeping); may be NULL */
+    void (*on_remove)(void *ctx, lv_sub *sub);
+    void *ctx;
 } lv_topics;
 
 /* Adds (session, name). Returns 1 when added, 0 when it already existed, -1 without

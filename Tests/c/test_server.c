@@ -10,6 +10,9 @@
  *   "/flood n size"   send n binary messages of size bytes to this session at once
  *   "/close code reason"  the server closes the session
  *   "/id"             -> the session id
+ *   "/who T"          -> "who T id,id,..." (with --presence)
+ * With --presence (and --presence-ms), joins and leaves are published to their topic as
+ * "presence T +id,id -id,id".
  * The path "/reject401" rejects the upgrade with 401 and a body; "/wait" leaves the
  * upgrade undecided (the handshake timeout then ends it).
  * Plain HTTP: GET /stats -> the clive_stats counters and the on_close count as JSON;
@@ -126,6 +129,14 @@ static void on_message(clive_session *s, int binary, const uint8_t *d, size_t n,
         char *reason = strchr(args, ' ');
         const char *r = reason ? reason + 1 : "";
         clive_session_close(s, (uint16_t)atoi(args), r, strlen(r));
+    } else if (!binary && starts_with(d, n, "/who ")) {
+        uint64_t ids[64];
+        size_t total = clive_presence_list(server, (const char *)d + 5, n - 5, ids, 64);
+        int k = snprintf(reply, sizeof reply, "who %.*s ", (int)(n - 5), d + 5);
+        for (size_t i = 0; i < total && i < 64 && k < (int)sizeof reply - 24; i++)
+            k += snprintf(reply + k, sizeof reply - (size_t)k, "%s%llu", i ? "," : "",
+                          (unsigned long long)ids[i]);
+        send_text(s, reply, (size_t)k);
     } else if (!binary && n == 3 && memcmp(d, "/id", 3) == 0) {
         int k = snprintf(reply, sizeof reply, "%llu",
                          (unsigned long long)clive_session_id(s));
@@ -153,10 +164,34 @@ static void on_close(clive_session *s, clive_close_kind kind, int code, const ch
     atomic_fetch_add(&closed, 1);
 }
 
+static void append_ids(char *out, size_t cap, int *k, char sign, const uint64_t *ids, size_t n) {
+    *k += snprintf(out + *k, cap - (size_t)*k, " %c", sign);
+    for (size_t i = 0; i < n && *k < (int)cap - 24; i++)
+        *k += snprintf(out + *k, cap - (size_t)*k, "%s%llu", i ? "," : "", (unsigned long long)ids[i]);
+}
+
+static void on_presence(const char *topic, size_t len, const uint64_t *joined, size_t nj,
+                        const uint64_t *left, size_t nl, void *user) {
+    (void)user;
+    char text[8192];
+    int k = snprintf(text, sizeof text, "presence %.*s", (int)len, topic);
+    append_ids(text, sizeof text, &k, '+', joined, nj);
+    append_ids(text, sizeof text, &k, '-', left, nl);
+    clive_frame *f = clive_frame_new(0, text, (size_t)k);
+    clive_publish(server, topic, len, &f, 1);
+    clive_frame_release(f);
+}
+
 static unsigned opt(int argc, char **argv, const char *name, unsigned dflt) {
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], name) == 0) return (unsigned)strtoul(argv[i + 1], NULL, 10);
     return dflt;
+}
+
+static int flag(int argc, char **argv, const char *name) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], name) == 0) return 1;
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -185,8 +220,10 @@ int main(int argc, char **argv) {
         .subprotocol_count = 2,
         .allowed_origins = origin ? &origin : NULL,
         .allowed_origin_count = origin ? 1 : 0,
+        .presence = flag(argc, argv, "--presence"),
+        .presence_interval_ms = opt(argc, argv, "--presence-ms", 0),
         .callbacks = {.on_request = on_request, .on_message = on_message,
-                      .on_close = on_close},
+                      .on_close = on_close, .on_presence = on_presence},
     };
     int err = clive_server_new(&o, &server);
     if (err == CLIVE_OK) err = clive_server_listen(server, "127.0.0.1",
