@@ -36,6 +36,8 @@ public struct Options: Sendable {
     /// others get 403. Empty: any origin.
     public var allowedOrigins: [String] = []
     public var logger = Logger(label: "live")
+    /// Presence: who is in each topic, and join/leave events. `nil`: off.
+    public var presence: PresenceOptions? = nil
 
     /// Decides whether an upgrade may proceed and what the session's `Meta` is. Runs in a
     /// task, so it may await I/O; the connection waits (up to `handshakeTimeout`). Throw

@@ -24,6 +24,9 @@ public final class Server: Service, Sendable {
     /// Topic publish/subscribe across all of this server's sessions and event loops.
     public var pubsub: InProcessPubSub { InProcessPubSub(core: core) }
 
+    /// Who is subscribed to each topic, across every event loop (needs `Options.presence`).
+    public var presence: Presence { Presence(core: core) }
+
     public init(options: Options = Options()) throws {
         core = try ServerCore(options: options)
     }

@@ -22,6 +22,8 @@ final class ServerCore: @unchecked Sendable {
     /// Open sessions per codec slot, so a publish encodes only for codecs in use.
     let sessionsPerSlot: [Counter]
     let skippedEncodes = Atomic<Int>(0)
+    /// Public presence values (`PresenceOptions.publicField`) of open sessions, by id.
+    let publicValues = Mutex<[UInt64: String]>([:])
     private let state = Mutex(State())
 
     private struct State {
@@ -51,6 +53,11 @@ final class ServerCore: @unchecked Sendable {
         c.callbacks.on_request = liveOnRequest
         c.callbacks.on_message = liveOnMessage
         c.callbacks.on_close = liveOnClose
+        if let presence = options.presence {
+            c.presence = 1
+            c.presence_interval_ms = presence.batchInterval == .zero ? 0 : milliseconds(presence.batchInterval)
+            c.callbacks.on_presence = liveOnPresence
+        }
         // The core copies every string; these live only for the call.
         let protocols = options.codecs.map { strdup($0.name) }
         let origins = options.allowedOrigins.map { strdup($0) }
@@ -139,6 +146,9 @@ final class ServerCore: @unchecked Sendable {
     /// Attaches a `Session` and accepts the upgrade. Any thread.
     func accept(_ handle: OpaquePointer, meta: Meta, slot: Int) {
         let session = Session(handle: handle, meta: meta, codec: codecs[slot], codecSlot: slot)
+        if let field = options.presence?.publicField, let value = meta[field] {
+            publicValues.withLock { $0[clive_session_id(handle)] = value.description }
+        }
         sessionsPerSlot[slot].value.add(1, ordering: .relaxed)
         clive_session_set_user(handle, Unmanaged.passRetained(session).toOpaque())
         if clive_session_accept(handle, UInt32(slot)) != CLIVE_OK.rawValue {
@@ -158,6 +168,54 @@ final class ServerCore: @unchecked Sendable {
                 clive_session_respond(handle, Int32(status), h.baseAddress, h.count, b.baseAddress, b.count)
             }
         }
+    }
+
+    // MARK: presence
+
+    /// A JSON array of ids, or of `{"id":..,"<field>":..}` objects when there is a public
+    /// field (and `withPublicField`).
+    func presenceJSON(_ ids: [UInt64], withPublicField: Bool) -> [UInt8] {
+        let field = withPublicField ? options.presence?.publicField : nil
+        let values = field == nil ? [:] : publicValues.withLock { v in
+            Dictionary(uniqueKeysWithValues: ids.compactMap { id in v[id].map { (id, $0) } })
+        }
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        for (i, id) in ids.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            if let field {
+                out.append(contentsOf: #"{"id":"#.utf8)
+                JSONCodec.appendQuoted(String(id), to: &out)
+                out.append(UInt8(ascii: ","))
+                JSONCodec.appendQuoted(field, to: &out)
+                out.append(UInt8(ascii: ":"))
+                JSONCodec.appendQuoted(values[id] ?? "", to: &out)
+                out.append(UInt8(ascii: "}"))
+            } else {
+                JSONCodec.appendQuoted(String(id), to: &out)
+            }
+        }
+        out.append(UInt8(ascii: "]"))
+        return out
+    }
+
+    /// Publishes one batch of joins and leaves as a presence event. Loop thread.
+    func presenceChanged(topic: String, joined: [UInt64], left: [UInt64]) {
+        guard let presence = options.presence, presence.events else { return }
+        if !presence.topicPrefixes.isEmpty && !presence.topicPrefixes.contains(where: { topic.hasPrefix($0) }) {
+            return
+        }
+        var body: [UInt8] = [UInt8(ascii: "{")]
+        if !joined.isEmpty {
+            body.append(contentsOf: #""joined":"#.utf8)
+            body.append(contentsOf: presenceJSON(joined, withPublicField: true))
+        }
+        if !left.isEmpty {
+            if !joined.isEmpty { body.append(UInt8(ascii: ",")) }
+            body.append(contentsOf: #""left":"#.utf8)
+            body.append(contentsOf: presenceJSON(left, withPublicField: false))
+        }
+        body.append(UInt8(ascii: "}"))
+        try? publish(Message(type: "presence", topic: topic, body: Bytes(body)), to: topic)
     }
 
     // MARK: publishing
@@ -284,6 +342,10 @@ private let liveOnClose: @convention(c) (OpaquePointer?, clive_close_kind, Int32
     let core = core(user)
     let session = Unmanaged<Session>.fromOpaque(p).takeRetainedValue()
     core.sessionsPerSlot[session.codecSlot].value.subtract(1, ordering: .relaxed)
+    if core.options.presence?.publicField != nil {
+        // leave events list ids only, so the value is not needed any more
+        _ = core.publicValues.withLock { $0.removeValue(forKey: clive_session_id(handle)) }
+    }
     let text = string(reason, reasonLength)
     let why: CloseReason
     switch kind {
@@ -301,6 +363,14 @@ private let liveOnClose: @convention(c) (OpaquePointer?, clive_close_kind, Int32
     default: why = .connectionLost
     }
     core.options.onClose?(session, why)
+}
+
+private let liveOnPresence: @convention(c) (UnsafePointer<CChar>?, Int, UnsafePointer<UInt64>?, Int, UnsafePointer<UInt64>?, Int, UnsafeMutableRawPointer?) -> Void = {
+    topic, topicLength, joined, joinedCount, left, leftCount, user in
+    core(user).presenceChanged(
+        topic: string(topic, topicLength),
+        joined: joinedCount > 0 ? Array(UnsafeBufferPointer(start: joined, count: joinedCount)) : [],
+        left: leftCount > 0 ? Array(UnsafeBufferPointer(start: left, count: leftCount)) : [])
 }
 
 /// An atomic count that can sit in an array.

@@ -11,6 +11,7 @@ import Synchronization
 /// | `{"type":"leave","topic":T,"ref":R}` | unsubscribe from T |
 /// | `{"type":"publish","topic":T,"body":B,"ref":R}` | every subscriber of T gets `{"type":"message","topic":T,"body":B}` |
 /// | `{"type":"echo",...}` | the same message comes back |
+/// | `{"type":"who","topic":T,"ref":R}` | `{"type":"reply","ref":R,"topic":T,"body":[ids]}` (with `Options.presence`) |
 ///
 /// With a non-empty `ref`, the sender gets `{"type":"reply","ref":R,"topic":T}` once the
 /// action took effect, or `{"type":"error","ref":R,"body":{"reason":"..."}}` when it did
@@ -26,7 +27,7 @@ public final class Rooms: Sendable {
     public typealias Authorize = @Sendable (Session, Action, String) -> Bool
 
     private let authorize: Authorize?
-    private let pubsub = Mutex<InProcessPubSub?>(nil)
+    private let server = Mutex<(pubsub: InProcessPubSub, presence: Presence)?>(nil)
 
     public init(authorize: Authorize? = nil) {
         self.authorize = authorize
@@ -41,14 +42,15 @@ public final class Rooms: Sendable {
             handle(message, from: session, fallback: fallback)
         }
         let server = try Server(options: options)
-        pubsub.withLock { $0 = server.pubsub }
+        self.server.withLock { $0 = (server.pubsub, server.presence) }
         return server
     }
 
     func handle(_ message: Message, from session: Session,
                 fallback: (@Sendable (Session, Message) -> Void)?) {
-        guard let pubsub = pubsub.withLock({ $0 }) else { return }
+        guard let (pubsub, presence) = server.withLock({ $0 }) else { return }
         let topic = message.topic
+        var replyBody = Bytes()
         do {
             switch message.type {
             case "join":
@@ -65,6 +67,9 @@ public final class Rooms: Sendable {
             case "echo":
                 try session.send(message)
                 return
+            case "who":
+                try requireTopic(topic)
+                replyBody = presence.whoJSON(topic)
             default:
                 if let fallback {
                     fallback(session, message)
@@ -73,7 +78,7 @@ public final class Rooms: Sendable {
                 throw Refusal("unknown type")
             }
             if !message.ref.isEmpty {
-                try session.send(Message(type: "reply", topic: topic, ref: message.ref))
+                try session.send(Message(type: "reply", topic: topic, ref: message.ref, body: replyBody))
             }
         } catch let refusal as Refusal {
             replyError(refusal.reason, to: message, from: session)

@@ -24,6 +24,7 @@ struct LiveServer: AsyncParsableCommand {
     @Option(name: .customLong("allowed-origin"), help: "An Origin allowed to connect (repeat it); none: any.")
     var allowedOrigins: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+    @Flag(help: "Do not publish join/leave presence events (who still answers).") var noPresenceEvents = false
 
     func validate() throws {
         guard ["json", "msgpack"].contains(defaultCodec) else {
@@ -44,6 +45,10 @@ struct LiveServer: AsyncParsableCommand {
         options.maxMessageSize = maxMessageSize
         options.maxSessions = maxSessions > 0 ? maxSessions : nil
         options.allowedOrigins = allowedOrigins
+        var presence = PresenceOptions()
+        presence.events = !noPresenceEvents
+        presence.publicField = "name"
+        options.presence = presence
         options.onAuth = { request in
             guard request.path == "/ws" else { throw Rejection(status: .notFound, body: "WebSocket endpoint is /ws") }
             // The demo's identity: a display name from the query, nothing secret.
