@@ -114,15 +114,17 @@ typedef struct clive_options {
     size_t max_message;          /* bytes in one received message, else 1009; 0: 16 MiB */
     unsigned max_fragments;      /* frames in one received message, else 1009; 0: 131072 */
     size_t max_request_head;     /* bytes of request line and headers, else 431; 0: 8 KiB */
-    unsigned max_sessions;       /* connections at once, else 503; 0: no limit */
+    unsigned max_sessions;       /* connections at once; more get 503 once their request
+                                    is read; 0: no limit */
     unsigned handshake_timeout_ms; /* request + upgrade decision; 0: 10000 */
     unsigned ping_interval_ms;   /* ping a session quiet for this long; 0: 30000 */
     unsigned idle_timeout_ms;    /* close a session silent for this long (1001); 0: 60000 */
     unsigned close_timeout_ms;   /* wait for the peer's close reply, then cut; 0: 3000 */
     const char *const *subprotocols; /* WebSocket subprotocols the server speaks */
     size_t subprotocol_count;
-    const char *const *allowed_origins; /* exact Origin values allowed for upgrades, else 403;
-                                           none: any origin (and requests without one) */
+    const char *const *allowed_origins; /* Origin values allowed for upgrades (compared
+                                           case-insensitively), else 403; none: any origin.
+                                           A request without Origin (not a browser) passes. */
     size_t allowed_origin_count;
     int presence;                /* 1: keep a cross-loop index of topic subscribers for
                                     clive_presence_list and report joins and leaves */

@@ -66,6 +66,9 @@ struct clive_session {
     bool ping_outstanding;  /* a keepalive ping is out and nothing was heard since */
     bool close_queued;      /* our close frame (or final HTTP response) is queued */
     bool close_notified;    /* on_close was called */
+    bool over_limit;        /* accepted beyond max_sessions: answered 503 */
+    bool blocked;           /* the last write hit EAGAIN: waiting for UV_WRITABLE */
+    bool broken;            /* a write failed: finished on the deferred pass */
     /* close details for on_close */
     uint8_t close_kind;
     uint16_t close_code;

@@ -43,8 +43,9 @@ static void apply_defaults(clive_options *o) {
     /* 1024 frames: deep enough for bursts of 256 publishes in flight, small enough that a
      * full ring is 8 KiB of pointers. */
     if (!o->queue_size) o->queue_size = 1024;
-    if (!o->queue_bytes) o->queue_bytes = 16u << 20; /* one maximal message */
     if (!o->max_message) o->max_message = 16u << 20;
+    /* one maximal message (with its header) and 1 MiB of others behind it */
+    if (!o->queue_bytes) o->queue_bytes = o->max_message + (1u << 20);
     /* 4 MiB in 64-byte fragments (65,536, as conformance suites send) fits twice over */
     if (!o->max_fragments) o->max_fragments = 131072;
     if (!o->max_request_head) o->max_request_head = 8192;

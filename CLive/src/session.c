@@ -25,6 +25,8 @@ static atomic_uint_fast64_t next_session_id = 1;
 
 #define READS_PER_EVENT 4 /* bounded so one busy client cannot starve the loop */
 
+static void enqueue_control(clive_session *s, clive_frame *f);
+
 static const clive_callbacks *callbacks(clive_session *s) {
     return &s->loop->server->options.callbacks;
 }
@@ -82,11 +84,9 @@ void lv_session_open_fd(lv_loop *l, int fd) {
     if (l->sessions) l->sessions->prev = s;
     l->sessions = s;
     lv_count(&l->counters.connections, 1);
-    if (srv->options.max_sessions && n > srv->options.max_sessions) {
-        static const char body[] = "too many connections\n";
-        lv_session_do_respond(s, 503, NULL, 0, body, sizeof body - 1);
-        return;
-    }
+    /* Over the cap, the request is still read, so the client gets a real 503 rather than
+     * a reset of a request it was still sending. */
+    s->over_limit = srv->options.max_sessions && n > srv->options.max_sessions;
     set_polling(s, UV_READABLE);
 }
 
@@ -110,9 +110,10 @@ static void format_remote(int fd, char *out, size_t cap) {
     }
 }
 
+/* Browsers always send Origin; a request without one comes from a program that cannot be
+ * tricked into a cross-site WebSocket hijack, so it passes. */
 static int origin_allowed(const clive_options *o, const lv_upgrade *up) {
-    if (o->allowed_origin_count == 0) return 1;
-    if (up->origin == NULL) return 0;
+    if (o->allowed_origin_count == 0 || up->origin == NULL) return 1;
     for (size_t i = 0; i < o->allowed_origin_count; i++) {
         const char *a = o->allowed_origins[i];
         if (strlen(a) == up->origin_len && strncasecmp(a, up->origin, up->origin_len) == 0)
@@ -141,6 +142,10 @@ static void handle_request(clive_session *s, size_t end) {
     if (status == 0 && up.is_upgrade && !origin_allowed(o, &up)) {
         status = 403;
         reason = "origin not allowed";
+    }
+    if (status == 0 && s->over_limit) {
+        status = 503;
+        reason = "too many connections";
     }
     if (status != 0) {
         reject(s, status, reason);
@@ -200,6 +205,12 @@ static void on_request_bytes(clive_session *s, const uint8_t *data, size_t n) {
     }
     memcpy(s->head + s->head_len, data, n);
     s->head_len += (uint32_t)n;
+    /* RFC 9112 2.2: ignore empty lines before the request line (some clients send a CRLF
+     * after a previous request); only at the very start, before anything was scanned. */
+    while (s->head_scanned == 0 && s->head_len >= 2 && s->head[0] == '\r' && s->head[1] == '\n') {
+        memmove(s->head, s->head + 2, s->head_len - 2);
+        s->head_len -= 2;
+    }
     size_t end = lv_http_head_end(s->head, s->head_len, &s->head_scanned);
     if (end == 0 ? s->head_len >= cap : end > cap) {
         reject(s, 431, "request head too large");
@@ -305,7 +316,7 @@ static int hook_control(void *user, int opcode, uint8_t *data, size_t len) {
     if (opcode == LV_OP_PING) {
         clive_frame *pong = lv_frame_control(LV_OP_PONG, data, len);
         if (pong) {
-            lv_session_enqueue(s, pong);
+            enqueue_control(s, pong);
             clive_frame_release(pong);
         }
     } else if (opcode == LV_OP_CLOSE) {
@@ -375,12 +386,21 @@ void lv_session_on_poll(uv_poll_t *handle, int status, int events) {
 /* Queues a frame whose reference the caller already counted for this session. Returns
  * whether the session took it. An overflow drops the queue and defers the close, so a
  * fanout in progress never sees its subscriber list change. */
-static int enqueue_owned(clive_session *s, clive_frame *f) {
-    if (s->state != LV_OPEN || s->overflowed) return 0;
+static int enqueue_owned(clive_session *s, clive_frame *f, bool control) {
+    if (s->state != LV_OPEN || s->overflowed || s->broken) return 0;
     const clive_options *o = &s->loop->server->options;
+    /* Half full and the socket not known to be blocked: write now rather than at the end
+     * of the loop turn, so that a burst queued within one turn (a pipelining client, a
+     * publish storm) is limited by what the peer fails to read, not by the turn. */
+    if (!s->blocked && (s->q.count >= o->queue_size / 2 || s->q.bytes >= o->queue_bytes / 2)) {
+        lv_session_flush(s);
+        if (s->broken) return 0;
+    }
     uint32_t c0 = s->q.count;
     size_t b0 = s->q.bytes;
-    if (lv_sendq_push(&s->q, f, o->queue_size, o->queue_bytes) != 0) {
+    /* Control frames (pongs) count against the frame limit only: a pong must not
+     * overflow a queue that holds one maximal message. */
+    if (lv_sendq_push(&s->q, f, o->queue_size, control ? SIZE_MAX : o->queue_bytes) != 0) {
         s->overflowed = true;
         atomic_store(&s->shared_state, LV_SHARED_OVERFLOWED);
         lv_sendq_drop(&s->q);
@@ -396,7 +416,12 @@ static int enqueue_owned(clive_session *s, clive_frame *f) {
 
 void lv_session_enqueue(clive_session *s, clive_frame *f) {
     clive_frame_retain(f);
-    if (!enqueue_owned(s, f)) clive_frame_release(f);
+    if (!enqueue_owned(s, f, false)) clive_frame_release(f);
+}
+
+static void enqueue_control(clive_session *s, clive_frame *f) {
+    clive_frame_retain(f);
+    if (!enqueue_owned(s, f, true)) clive_frame_release(f);
 }
 
 void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *const *frames,
@@ -418,7 +443,7 @@ void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *cons
         if (f == NULL)
             skipped++;
         else
-            used[slot] += (uint32_t)enqueue_owned(s, f);
+            used[slot] += (uint32_t)enqueue_owned(s, f, false);
     }
     for (size_t i = 0; i < count; i++)
         if (frames[i] && n > used[i])
@@ -429,7 +454,7 @@ void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *cons
 void lv_session_flush(clive_session *s) {
     struct iovec iov[IOV_MAX];
     bool blocked = false;
-    while (s->state != LV_DONE && s->q.count > 0) {
+    while (s->state != LV_DONE && !s->broken && s->q.count > 0) {
         int n = lv_sendq_iov(&s->q, iov, IOV_MAX);
         size_t total = 0;
         for (int i = 0; i < n; i++) total += iov[i].iov_len;
@@ -443,7 +468,10 @@ void lv_session_flush(clive_session *s) {
                 blocked = true;
                 break;
             }
-            lost(s);
+            /* Not finished here: a flush can run inside a fanout, whose subscriber list
+             * must not change under it. The deferred pass finishes the session. */
+            s->broken = true;
+            lv_loop_defer(s);
             return;
         }
         uint32_t c0 = s->q.count;
@@ -456,7 +484,8 @@ void lv_session_flush(clive_session *s) {
             break;
         }
     }
-    if (s->state == LV_DONE) return;
+    if (s->state == LV_DONE || s->broken) return;
+    s->blocked = blocked;
     if (s->q.count == 0 && s->close_queued && !s->write_shut) {
         shutdown(s->fd, SHUT_WR);
         s->write_shut = true;
@@ -533,6 +562,10 @@ static void notify_close(clive_session *s) {
 }
 
 void lv_session_run_deferred(clive_session *s) {
+    if (s->broken) {
+        lost(s);
+        return;
+    }
     if (s->state == LV_OPEN && s->overflowed)
         lv_session_start_close(s, CLIVE_CLOSED_OVERFLOW, CLIVE_CLOSE_SLOW, "slow", 4);
     if (s->head && s->state == LV_OPEN) drain_pipelined(s);
@@ -555,7 +588,7 @@ void lv_session_sweep(clive_session *s, uint64_t now) {
         } else if (quiet >= o->ping_interval_ms && !s->ping_outstanding) {
             clive_frame *ping = lv_frame_control(LV_OP_PING, NULL, 0);
             if (ping) {
-                lv_session_enqueue(s, ping);
+                enqueue_control(s, ping);
                 clive_frame_release(ping);
             }
             s->ping_outstanding = true;

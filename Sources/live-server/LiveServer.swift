@@ -6,6 +6,7 @@ import Foundation
 import Live
 import LiveRooms
 import Logging
+import HTTPTypes
 import ServiceLifecycle
 
 @main
@@ -56,18 +57,32 @@ struct LiveServer: AsyncParsableCommand {
             return ["name": .string(name.isEmpty ? "guest" : name)]
         }
         let assets = try Assets()
-        options.onHTTP = { request in assets.response(for: request.path) }
+        options.onHTTP = { request in assets.response(for: request) }
         let rooms = Rooms(authorize: DemoPolicy.authorize)
         let server = try rooms.makeServer(options: options)
         try server.listen(host: host, port: port)
         try server.start()
-        let base = "\(host):\(server.port)"
-        logger.notice("demo page: http://\(base)/  WebSocket endpoint: ws://\(base)/ws")
-        // unbuffered, so that a script reading the pipe sees the address at once
-        FileHandle.standardOutput.write("live-server: http://\(base)/  ws://\(base)/ws\n".data(using: .utf8)!)
+        let base = host.contains(":") ? "[\(host)]:\(server.port)" : "\(host):\(server.port)"
+        let announce = Announcement(line: "live-server: http://\(base)/  ws://\(base)/ws", logger: logger)
         let group = ServiceGroup(
-            configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: [server, announce], gracefulShutdownSignals: [.sigterm, .sigint],
+                                 logger: logger))
         try await group.run()
+    }
+}
+
+/// Prints where the server is once the service group runs, which is after it has installed
+/// its signal handlers: a script that signals the moment it reads the line gets a graceful
+/// shutdown, not the default action.
+struct Announcement: Service {
+    let line: String
+    let logger: Logger
+
+    func run() async throws {
+        logger.notice("\(line)")
+        // unbuffered, so that a script reading the pipe sees the address at once
+        FileHandle.standardOutput.write("\(line)\n".data(using: .utf8)!)
+        try? await gracefulShutdown()
     }
 }
 
@@ -99,11 +114,21 @@ struct Assets: Sendable {
         ]
     }
 
-    func response(for path: String) -> Response {
-        if path == "/healthz" { return Response(contentType: "text/plain", body: "ok\n") }
-        guard let file = files[path] else {
-            return Response(status: .notFound, contentType: "text/plain", body: "not found\n")
+    func response(for request: Request) -> Response {
+        guard request.method == .get || request.method == .head else {
+            var headers = HTTPFields()
+            headers[.allow] = "GET, HEAD"
+            return Response(status: .methodNotAllowed, headers: headers, body: "GET or HEAD\n")
         }
-        return Response(contentType: file.type, body: file.body)
+        var response: Response
+        if request.path == "/healthz" {
+            response = Response(contentType: "text/plain", body: "ok\n")
+        } else if let file = files[request.path] {
+            response = Response(contentType: file.type, body: file.body)
+        } else {
+            response = Response(status: .notFound, contentType: "text/plain", body: "not found\n")
+        }
+        if request.method == .head { response.body = Bytes() }
+        return response
     }
 }

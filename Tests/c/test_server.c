@@ -37,11 +37,25 @@ static int starts_with(const uint8_t *d, size_t n, const char *prefix) {
     return n >= k && memcmp(d, prefix, k) == 0;
 }
 
+/* snprintf's return value is the length it wanted; never send more than was written. */
+static size_t written(int k, size_t cap) { return k < 0 ? 0 : (size_t)k < cap ? (size_t)k : cap - 1; }
+
 static void send_text(clive_session *s, const char *text, size_t len) {
     clive_frame *f = clive_frame_new(0, text, len);
     if (f == NULL) return;
     clive_session_send(s, f);
     clive_frame_release(f);
+}
+
+/* Sends prefix + bytes, however long (topics go up to 64 KiB). */
+static void send_joined(clive_session *s, const char *prefix, const uint8_t *d, size_t n) {
+    size_t k = strlen(prefix);
+    char *text = malloc(k + n + 1);
+    if (text == NULL) return;
+    memcpy(text, prefix, k);
+    memcpy(text + k, d, n);
+    send_text(s, text, k + n);
+    free(text);
 }
 
 static void on_request(clive_session *s, const clive_request *r, void *user) {
@@ -87,12 +101,10 @@ static void on_message(clive_session *s, int binary, const uint8_t *d, size_t n,
     char reply[512];
     if (!binary && starts_with(d, n, "/sub ")) {
         clive_subscribe(s, (const char *)d + 5, n - 5);
-        int k = snprintf(reply, sizeof reply, "ok sub %.*s", (int)(n - 5), d + 5);
-        send_text(s, reply, (size_t)k);
+        send_joined(s, "ok sub ", d + 5, n - 5);
     } else if (!binary && starts_with(d, n, "/unsub ")) {
         clive_unsubscribe(s, (const char *)d + 7, n - 7);
-        int k = snprintf(reply, sizeof reply, "ok unsub %.*s", (int)(n - 7), d + 7);
-        send_text(s, reply, (size_t)k);
+        send_joined(s, "ok unsub ", d + 7, n - 7);
     } else if (!binary && (starts_with(d, n, "/pub ") || starts_with(d, n, "/pubbin "))) {
         int bin = starts_with(d, n, "/pubbin ");
         const char *t = (const char *)d + (bin ? 8 : 5);
@@ -101,7 +113,9 @@ static void on_message(clive_session *s, int binary, const uint8_t *d, size_t n,
         if (sp == NULL) return;
         clive_frame *f;
         if (bin) {
-            size_t size = strtoul(sp + 1, NULL, 10);
+            char digits[24]; /* the message is not NUL-terminated: parse a bounded copy */
+            snprintf(digits, sizeof digits, "%.*s", (int)(end - sp - 1), sp + 1);
+            size_t size = strtoul(digits, NULL, 10);
             void *zeros = calloc(1, size + 1);
             f = clive_frame_new(1, zeros, size);
             free(zeros);
@@ -110,8 +124,7 @@ static void on_message(clive_session *s, int binary, const uint8_t *d, size_t n,
         }
         clive_publish(server, t, (size_t)(sp - t), &f, 1);
         clive_frame_release(f);
-        int k = snprintf(reply, sizeof reply, "ok pub %.*s", (int)(sp - t), t);
-        send_text(s, reply, (size_t)k);
+        send_joined(s, "ok pub ", (const uint8_t *)t, (size_t)(sp - t));
     } else if (!binary && starts_with(d, n, "/flood ")) {
         char args[64];
         snprintf(args, sizeof args, "%.*s", (int)(n - 7), d + 7);
@@ -132,11 +145,11 @@ static void on_message(clive_session *s, int binary, const uint8_t *d, size_t n,
     } else if (!binary && starts_with(d, n, "/who ")) {
         uint64_t ids[64];
         size_t total = clive_presence_list(server, (const char *)d + 5, n - 5, ids, 64);
-        int k = snprintf(reply, sizeof reply, "who %.*s ", (int)(n - 5), d + 5);
+        int k = (int)written(snprintf(reply, sizeof reply, "who %.*s ", (int)(n - 5), d + 5), sizeof reply);
         for (size_t i = 0; i < total && i < 64 && k < (int)sizeof reply - 24; i++)
             k += snprintf(reply + k, sizeof reply - (size_t)k, "%s%llu", i ? "," : "",
                           (unsigned long long)ids[i]);
-        send_text(s, reply, (size_t)k);
+        send_text(s, reply, written(k, sizeof reply));
     } else if (!binary && n == 3 && memcmp(d, "/id", 3) == 0) {
         int k = snprintf(reply, sizeof reply, "%llu",
                          (unsigned long long)clive_session_id(s));
