@@ -163,7 +163,8 @@ int clive_server_listen(clive_server *server, const char *host, uint16_t port);
 /* The bound port (useful after listening on port 0), or 0. Any thread. */
 uint16_t clive_server_port(const clive_server *server);
 
-/* Starts the loop threads. Returns when they run. Any thread, once. */
+/* Starts the loop threads. Returns when they run. Any thread, once. CLIVE_ECLOSED when
+ * clive_server_shutdown came first (nothing is started). */
 int clive_server_start(clive_server *server);
 
 /* Begins a graceful shutdown: stop accepting, close every session with 1001 (kind

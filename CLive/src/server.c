@@ -173,7 +173,26 @@ int clive_server_listen(clive_server *srv, const char *host, uint16_t port) {
 
 uint16_t clive_server_port(const clive_server *srv) { return srv->port; }
 
+static unsigned running_loops(const clive_server *srv);
+
+static void post_shutdown(clive_server *srv) {
+    unsigned n = running_loops(srv);
+    for (unsigned i = 0; i < n; i++) {
+        lv_cmd *c = calloc(1, sizeof *c);
+        if (c == NULL) abort(); /* a shutdown that cannot be delivered would hang wait() */
+        c->kind = LV_CMD_SHUTDOWN;
+        lv_loop_post(&srv->loops[i], c);
+    }
+}
+
 int clive_server_start(clive_server *srv) {
+    if (atomic_load(&srv->shutting_down)) { /* shut down before it ran: stop listening */
+        for (unsigned i = 0; i < srv->nloops; i++) {
+            if (srv->loops[i].listen_fd >= 0) close(srv->loops[i].listen_fd);
+            srv->loops[i].listen_fd = -1;
+        }
+        return CLIVE_ECLOSED;
+    }
     int expected = 0;
     if (!atomic_compare_exchange_strong(&srv->started, &expected, 1)) return CLIVE_ESTATE;
     for (unsigned i = 0; i < srv->nloops; i++) {
@@ -181,10 +200,14 @@ int clive_server_start(clive_server *srv) {
         if (err != CLIVE_OK) {
             atomic_store(&srv->started, 2 + (int)i); /* loops [0, i) run */
             clive_server_shutdown(srv);
+            post_shutdown(srv);
             return err;
         }
     }
     atomic_store(&srv->started, 2 + (int)srv->nloops);
+    /* A shutdown that raced with this start may have seen fewer loops running: tell them
+     * all (a second shutdown command is a no-op for a loop). */
+    if (atomic_load(&srv->shutting_down)) post_shutdown(srv);
     return CLIVE_OK;
 }
 
@@ -196,13 +219,7 @@ static unsigned running_loops(const clive_server *srv) {
 void clive_server_shutdown(clive_server *srv) {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&srv->shutting_down, &expected, 1)) return;
-    unsigned n = running_loops(srv);
-    for (unsigned i = 0; i < n; i++) {
-        lv_cmd *c = calloc(1, sizeof *c);
-        if (c == NULL) abort(); /* a shutdown that cannot be delivered would hang wait() */
-        c->kind = LV_CMD_SHUTDOWN;
-        lv_loop_post(&srv->loops[i], c);
-    }
+    post_shutdown(srv);
 }
 
 void clive_server_wait(clive_server *srv) {

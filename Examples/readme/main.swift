@@ -6,8 +6,8 @@ options.onAuth = { request in
     return ["user": .string(user)]
 }
 options.onMessage = { session, message in
-    try? server.pubsub.subscribe(session, to: message.topic)
-    try? server.pubsub.publish(message, to: message.topic)
+    try? session.pubsub.subscribe(session, to: message.topic)
+    try? session.pubsub.publish(message, to: message.topic)
 }
 let server = try Server(options: options)
 try server.listen(host: "127.0.0.1", port: 8080)

@@ -4,7 +4,8 @@ import Logging
 ///
 /// Every default is what a public-facing server wants; `docs/CORE.md` gives each reason.
 public struct Options: Sendable {
-    /// The codec of a client that asks for no subprotocol (or none the server speaks).
+    /// The codec of a client that asks for no subprotocol (or none the server speaks); a
+    /// client may also ask for it by name.
     public var codec: any Codec = JSONCodec()
     /// The codecs a client may choose by subprotocol, in addition to `codec`.
     public var codecs: [any Codec] = [JSONCodec(), MessagePackCodec()]

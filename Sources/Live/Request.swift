@@ -6,6 +6,11 @@ public struct Request: Sendable {
     public struct QueryItem: Sendable, Hashable {
         public var name: String
         public var value: String
+
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
     }
 
     public var method: HTTPRequest.Method
@@ -41,15 +46,26 @@ private func percentDecoded(_ s: Substring) -> String {
         if b == UInt8(ascii: "+") {
             out.append(0x20)
         } else if b == UInt8(ascii: "%"), bytes.count >= 2,
-            let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16)
+            let hi = hexValue(bytes[bytes.startIndex]), let lo = hexValue(bytes[bytes.startIndex + 1])
         {
-            out.append(v)
+            out.append(hi << 4 | lo)
             bytes = bytes.dropFirst(2)
         } else {
             out.append(b)
         }
     }
     return String(decoding: out, as: UTF8.self)
+}
+
+/// The value of one hex digit; nil for anything else (a sign included, which
+/// `UInt8(_:radix:)` would accept).
+private func hexValue(_ c: UInt8) -> UInt8? {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+    default: return nil
+    }
 }
 
 /// Thrown by `onAuth` to refuse an upgrade with an HTTP status and body, e.g.

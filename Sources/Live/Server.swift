@@ -51,7 +51,13 @@ public final class Server: Service, Sendable {
     /// shutdown of the service group, task cancellation or `shutdown()` begins.
     public func run() async throws {
         if core.isStopped { return }
-        do { try core.start() } catch let e as ServerError where e.code == Int(CLIVE_ESTATE.rawValue) {}
+        do {
+            try core.start()
+        } catch let e as ServerError
+            where e.code == Int(CLIVE_ESTATE.rawValue) || e.code == Int(CLIVE_ECLOSED.rawValue)
+        {
+            // already started (run after start), or shut down before it ran
+        }
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
                 await core.waitUntilStopped()

@@ -59,7 +59,7 @@ final class ServerCore: @unchecked Sendable {
             c.callbacks.on_presence = liveOnPresence
         }
         // The core copies every string; these live only for the call.
-        let protocols = options.codecs.map { strdup($0.name) }
+        let protocols = codecs.map { strdup($0.name) }
         let origins = options.allowedOrigins.map { strdup($0) }
         defer { (protocols + origins).forEach { free($0) } }
         var server: OpaquePointer?
@@ -97,6 +97,9 @@ final class ServerCore: @unchecked Sendable {
         }
         setCallbackContext()
         let rc = clive_server_start(handle)
+        if rc == CLIVE_ECLOSED.rawValue {  // shut down before it started: it is stopped
+            state.withLock { $0.stopped = true }
+        }
         guard rc == CLIVE_OK.rawValue else { throw ServerError(rc) }
         // One thread parks in clive_server_wait and wakes the async waiters when the loops
         // have stopped; it keeps this object alive until then.
@@ -137,15 +140,14 @@ final class ServerCore: @unchecked Sendable {
 
     // MARK: requests
 
+    /// The core's subprotocol list is the codec table, so its index is the slot.
     func codecSlot(forSubprotocol index: Int32) -> Int {
-        guard index >= 0, Int(index) < options.codecs.count else { return defaultSlot }
-        let name = options.codecs[Int(index)].name
-        return codecs.firstIndex { $0.name == name } ?? defaultSlot
+        index >= 0 && Int(index) < codecs.count ? Int(index) : defaultSlot
     }
 
     /// Attaches a `Session` and accepts the upgrade. Any thread.
     func accept(_ handle: OpaquePointer, meta: Meta, slot: Int) {
-        let session = Session(handle: handle, meta: meta, codec: codecs[slot], codecSlot: slot)
+        let session = Session(handle: handle, core: self, meta: meta, codec: codecs[slot], codecSlot: slot)
         if let field = options.presence?.publicField, let value = meta[field] {
             publicValues.withLock { $0[clive_session_id(handle)] = value.description }
         }
@@ -266,7 +268,7 @@ private func makeRequest(_ r: UnsafePointer<clive_request>, core: ServerCore) ->
             fields.append(HTTPField(name: name, value: string(h.value, h.value_len)))
         }
     }
-    let sub = r.subprotocol >= 0 ? core.options.codecs[Int(r.subprotocol)].name : nil
+    let sub = r.subprotocol >= 0 ? core.codecs[Int(r.subprotocol)].name : nil
     return Request(
         method: HTTPRequest.Method(string(r.method, r.method_len)) ?? .get,
         path: string(r.path, r.path_len), query: string(r.query, r.query_len), headers: fields,

@@ -20,12 +20,14 @@ public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomS
     // The C session, retained for as long as this object lives: @unchecked Sendable is
     // sound because every clive_session function used here may be called from any thread.
     let handle: OpaquePointer
+    let core: ServerCore
     let codecSlot: Int
     let decodeFailure = Mutex<String?>(nil)
 
-    init(handle: OpaquePointer, meta: Meta, codec: any Codec, codecSlot: Int) {
+    init(handle: OpaquePointer, core: ServerCore, meta: Meta, codec: any Codec, codecSlot: Int) {
         clive_session_retain(handle)
         self.handle = handle
+        self.core = core
         self.id = String(clive_session_id(handle))
         self.meta = meta
         let index = clive_session_subprotocol(handle)
@@ -35,6 +37,13 @@ public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomS
     }
 
     deinit { clive_session_release(handle) }
+
+    /// The publish/subscribe of this session's server (the same as `server.pubsub`), so
+    /// that handlers need no reference to the server.
+    public var pubsub: InProcessPubSub { InProcessPubSub(core: core) }
+
+    /// The presence of this session's server (the same as `server.presence`).
+    public var presence: Presence { Presence(core: core) }
 
     /// Whether the session is still open (a snapshot).
     public var isOpen: Bool { clive_session_is_open(handle) != 0 }
