@@ -1,0 +1,70 @@
+/* libFuzzer harness: the frame parser (with the UTF-8 validator behind it) over a stream of
+ * client frames cut into reads at points the input chooses. The first 4 bytes pick the
+ * limits and the cut pattern; the hooks check the parser's promises as they go. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "utf8.h"
+
+typedef struct seen {
+    uint64_t msg_len;
+    uint64_t max;
+    int text;
+    uint32_t utf8;
+} seen;
+
+static int on_data(void *user, int opcode, uint8_t *data, size_t len, int last) {
+    seen *s = user;
+    if (opcode != LV_OP_TEXT && opcode != LV_OP_BINARY) abort();
+    if (len == 0 && !last) abort(); /* promised never to happen */
+    s->msg_len += len;
+    if (s->max && s->msg_len > s->max) abort(); /* the size limit must hold */
+    if (opcode == LV_OP_TEXT) {
+        s->utf8 = lv_utf8_feed(s->utf8, data, len);
+        if (s->utf8 == LV_UTF8_REJECT) abort(); /* text delivered must be valid so far */
+    }
+    if (last) {
+        if (opcode == LV_OP_TEXT && s->utf8 != LV_UTF8_ACCEPT) abort();
+        s->msg_len = 0;
+        s->utf8 = LV_UTF8_ACCEPT;
+    }
+    return 0;
+}
+
+static int on_control(void *user, int opcode, uint8_t *data, size_t len) {
+    (void)user;
+    if (len > 125) abort();
+    if (opcode == LV_OP_CLOSE) {
+        if (len == 1) abort();
+        if (len >= 2 && !lv_close_code_valid((unsigned)(data[0] << 8 | data[1]))) abort();
+        if (len > 2 && !lv_utf8_valid(data + 2, len - 2)) abort();
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 4) return 0;
+    uint64_t max = data[0] ? (uint64_t)data[0] * 64 : 0;
+    uint32_t frags = data[1] ? data[1] : 0;
+    unsigned step = data[2] ? data[2] : 1;
+    size_t len = size - 4;
+    uint8_t *buf = malloc(len ? len : 1); /* the parser unmasks in place: a writable copy */
+    memcpy(buf, data + 4, len);
+    lv_frame_parser p;
+    lv_frame_parser_init(&p, max, frags);
+    seen s = {.max = max, .utf8 = LV_UTF8_ACCEPT};
+    lv_frame_hooks hooks = {on_data, on_control};
+    size_t off = 0;
+    while (off < len) {
+        size_t n = step + (data[3] & 7) * (off % 5);
+        if (n > len - off) n = len - off;
+        size_t consumed = 0;
+        int r = lv_frame_parse(&p, buf + off, n, &consumed, &hooks, &s);
+        if (r > 0) break; /* a close code: the stream is over */
+        off += n;
+    }
+    free(buf);
+    return 0;
+}
