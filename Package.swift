@@ -64,6 +64,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Sources/live-server",
             resources: [.copy("Public")]
@@ -86,6 +87,14 @@ let package = Package(
             name: "live-load",
             path: "bench/load",
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-O2"])]
+        ),
+        // The codec microbenchmark (the C ones build with bench/micro/run).
+        .executableTarget(
+            name: "live-bench-codecs",
+            dependencies: ["Live"],
+            path: "bench/micro",
+            exclude: ["micro.c", "run", "README.md"],
+            sources: ["codecs.swift"]
         ),
         // The README's example, compiled so that it cannot rot (scripts/test checks the two
         // stay the same).

@@ -69,6 +69,7 @@ struct clive_session {
     bool over_limit;        /* accepted beyond max_sessions: answered 503 */
     bool blocked;           /* the last write hit EAGAIN: waiting for UV_WRITABLE */
     bool broken;            /* a write failed: finished on the deferred pass */
+    bool release_after_flush; /* closed while on the flush list: released by that pass */
     /* close details for on_close */
     uint8_t close_kind;
     uint16_t close_code;

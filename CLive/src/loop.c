@@ -36,8 +36,10 @@ void lv_loop_post(lv_loop *l, lv_cmd *cmd) {
 
 void lv_loop_mark_dirty(clive_session *s) {
     if (s->in_dirty) return;
+    /* No reference is taken (that would be two atomic operations per subscriber per turn
+     * in a fanout): a session closed while on this list keeps its memory until the flush
+     * pass has seen it (on_poll_closed in session.c). */
     s->in_dirty = true;
-    clive_session_retain(s);
     s->dirty_next = s->loop->dirty;
     s->loop->dirty = s;
 }
@@ -93,8 +95,10 @@ static void on_prepare(uv_prepare_t *handle) {
             clive_session *s = dirty;
             dirty = s->dirty_next;
             s->in_dirty = false;
-            lv_session_flush(s);
-            clive_session_release(s);
+            if (s->release_after_flush)
+                clive_session_release(s); /* closed while listed: the loop's last reference */
+            else
+                lv_session_flush(s);
         }
     }
 }
@@ -172,6 +176,13 @@ static void thread_main(void *arg) {
     uv_run(&l->uv, UV_RUN_DEFAULT);
     /* Sessions closed during the last turn may still have close callbacks to run. */
     uv_run(&l->uv, UV_RUN_NOWAIT);
+    /* The flush pass no longer runs: release what it would have released. */
+    while (l->dirty) {
+        clive_session *s = l->dirty;
+        l->dirty = s->dirty_next;
+        s->in_dirty = false;
+        if (s->release_after_flush) clive_session_release(s);
+    }
     uv_loop_close(&l->uv);
     lv_current_loop = NULL;
 }

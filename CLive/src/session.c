@@ -603,7 +603,10 @@ void lv_session_sweep(clive_session *s, uint64_t now) {
 static void on_poll_closed(uv_handle_t *handle) {
     clive_session *s = handle->data;
     close(s->fd);
-    clive_session_release(s); /* the loop's reference */
+    if (s->in_dirty)
+        s->release_after_flush = true; /* the flush list still points here: it releases */
+    else
+        clive_session_release(s); /* the loop's reference */
 }
 
 void lv_session_finish(clive_session *s) {
