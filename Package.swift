@@ -56,10 +56,21 @@ let package = Package(
             dependencies: ["Live"],
             path: "Sources/LiveRooms"
         ),
+        // What the executables share: a service that announces the address once the
+        // service group's signal handlers are in place.
+        .target(
+            name: "LiveCommandLine",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/LiveCommandLine"
+        ),
         .executableTarget(
             name: "live-server",
             dependencies: [
                 "Live",
+                "LiveCommandLine",
                 "LiveRooms",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -73,7 +84,9 @@ let package = Package(
             name: "live-echo",
             dependencies: [
                 "Live",
+                "LiveCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/live-echo"
         ),

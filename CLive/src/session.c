@@ -206,10 +206,11 @@ static void on_request_bytes(clive_session *s, const uint8_t *data, size_t n) {
     memcpy(s->head + s->head_len, data, n);
     s->head_len += (uint32_t)n;
     /* RFC 9112 2.2: ignore empty lines before the request line (some clients send a CRLF
-     * after a previous request); only at the very start, before anything was scanned. */
-    while (s->head_scanned == 0 && s->head_len >= 2 && s->head[0] == '\r' && s->head[1] == '\n') {
+     * after a previous request). The buffer then restarts, so scanning does too. */
+    while (s->head_len >= 2 && s->head[0] == '\r' && s->head[1] == '\n') {
         memmove(s->head, s->head + 2, s->head_len - 2);
         s->head_len -= 2;
+        s->head_scanned = 0;
     }
     size_t end = lv_http_head_end(s->head, s->head_len, &s->head_scanned);
     if (end == 0 ? s->head_len >= cap : end > cap) {

@@ -2,8 +2,9 @@
 // any path, with the default limits, through Live's RawCodec. The end-to-end tests and
 // external conformance suites (Autobahn|Testsuite's fuzzing client) are pointed at it.
 import ArgumentParser
-import Foundation
 import Live
+import LiveCommandLine
+import ServiceLifecycle
 
 @main
 struct LiveEcho: AsyncParsableCommand {
@@ -24,17 +25,10 @@ struct LiveEcho: AsyncParsableCommand {
         let server = try Server(options: options)
         try server.listen(host: host, port: port)
         try server.start()
-        // unbuffered, so that a test reading the pipe sees the port at once
-        FileHandle.standardOutput.write("PORT \(server.port)\n".data(using: .utf8)!)
-        FileHandle.standardError.write("live-echo: ws://\(host):\(server.port)/\n".data(using: .utf8)!)
-        let signals = [SIGINT, SIGTERM].map { sig in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { server.shutdown() }
-            source.resume()
-            return source
-        }
-        try await server.run()
-        signals.forEach { $0.cancel() }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [server, Announcement(line: "PORT \(server.port)")],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: options.logger))
+        try await group.run()
     }
 }

@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import Live
+import LiveCommandLine
 import LiveRooms
 import Logging
 import HTTPTypes
@@ -68,21 +69,6 @@ struct LiveServer: AsyncParsableCommand {
             configuration: .init(services: [server, announce], gracefulShutdownSignals: [.sigterm, .sigint],
                                  logger: logger))
         try await group.run()
-    }
-}
-
-/// Prints where the server is once the service group runs, which is after it has installed
-/// its signal handlers: a script that signals the moment it reads the line gets a graceful
-/// shutdown, not the default action.
-struct Announcement: Service {
-    let line: String
-    let logger: Logger
-
-    func run() async throws {
-        logger.notice("\(line)")
-        // unbuffered, so that a script reading the pipe sees the address at once
-        FileHandle.standardOutput.write("\(line)\n".data(using: .utf8)!)
-        try? await gracefulShutdown()
     }
 }
 
