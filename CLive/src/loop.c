@@ -176,7 +176,13 @@ static void thread_main(void *arg) {
     uv_run(&l->uv, UV_RUN_DEFAULT);
     /* Sessions closed during the last turn may still have close callbacks to run. */
     uv_run(&l->uv, UV_RUN_NOWAIT);
-    /* The flush pass no longer runs: release what it would have released. */
+    /* The deferred and flush passes no longer run: drop their references. */
+    while (l->deferred) {
+        clive_session *s = l->deferred;
+        l->deferred = s->deferred_next;
+        s->in_deferred = false;
+        clive_session_release(s);
+    }
     while (l->dirty) {
         clive_session *s = l->dirty;
         l->dirty = s->dirty_next;

@@ -363,10 +363,13 @@ static void on_readable(clive_session *s) {
         }
         s->last_heard_ms = lv_now(l);
         s->ping_outstanding = false;
-        if (s->state == LV_READING_REQUEST)
+        if (s->state == LV_READING_REQUEST) {
             on_request_bytes(s, l->rbuf, (size_t)n);
-        else if (s->state == LV_OPEN)
-            on_frame_bytes(s, l->rbuf, (size_t)n);
+        } else if (s->state == LV_OPEN) {
+            /* an accept inside this very callback leaves pipelined bytes to go first */
+            if (s->head) drain_pipelined(s);
+            if (s->state == LV_OPEN) on_frame_bytes(s, l->rbuf, (size_t)n);
+        }
         /* LV_CLOSING: lingering, the bytes are discarded */
         if (s->state == LV_DECIDING || (size_t)n < l->rbuf_cap) return;
     }
