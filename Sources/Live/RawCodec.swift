@@ -18,6 +18,18 @@ public struct RawCodec: Codec {
     }
 }
 
+/// Whether the bytes are UTF-8. ASCII, the common case for JSON, is checked eight bytes at a
+/// time without building anything; only text with other characters goes through the
+/// standard library's validation.
 func validUTF8(_ bytes: Bytes) -> Bool {
-    bytes.withUnsafeBytes { String(validating: $0.bindMemory(to: UInt8.self), as: UTF8.self) != nil }
+    bytes.withUnsafeBytes { raw in
+        var i = 0
+        while i + 8 <= raw.count {
+            if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { break }
+            i += 8
+        }
+        while i < raw.count && raw[i] < 0x80 { i += 1 }
+        if i == raw.count { return true }
+        return String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) != nil
+    }
 }
