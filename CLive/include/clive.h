@@ -55,6 +55,7 @@ typedef enum clive_close_kind {
     CLIVE_CLOSED_SHUTDOWN,    /* the server is shutting down (code 1001) */
     CLIVE_CLOSED_ABNORMAL,    /* the TCP connection ended without a close frame (code 1006) */
     CLIVE_CLOSED_NOT_OPENED,  /* the connection ended before the upgrade was accepted */
+    CLIVE_CLOSED_RATE_LIMIT,  /* the client stayed over its rate limit past the grace (1008) */
 } clive_close_kind;
 
 typedef struct clive_header {
@@ -129,6 +130,10 @@ typedef struct clive_options {
     int presence;                /* 1: keep a cross-loop index of topic subscribers for
                                     clive_presence_list and report joins and leaves */
     unsigned presence_interval_ms; /* batch joins and leaves this long; 0: per loop turn */
+    unsigned rate_limit;         /* data messages per second a session may send (a token
+                                    bucket); over it they are dropped and counted; 0: off */
+    unsigned rate_burst;         /* the bucket's size; 0: rate_limit (one second's worth) */
+    unsigned rate_grace_ms;      /* dropping continuously this long closes with 1008; 0: 5000 */
     clive_callbacks callbacks;
 } clive_options;
 
@@ -144,6 +149,7 @@ typedef struct clive_stats {
     uint64_t skipped;        /* published deliveries skipped: no frame for the codec */
     uint64_t messages_in;    /* data messages received */
     uint64_t frames_out;     /* frames fully written */
+    uint64_t rate_limited;   /* received messages dropped by the rate limit */
 } clive_stats;
 
 /* --- server ------------------------------------------------------------------------ */

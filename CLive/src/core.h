@@ -76,6 +76,9 @@ struct clive_session {
     uint8_t close_reason_len;
     char close_reason[123];
     uint64_t last_heard_ms; /* loop time of the last byte read */
+    uint64_t tokens;        /* rate limit: thousandths of a message the session may send */
+    uint64_t tokens_ms;     /* when the bucket was last refilled */
+    uint64_t over_since_ms; /* when it started dropping (0: it is not) */
     uint64_t deadline_ms;   /* handshake or close deadline, by state */
     clive_session *prev, *next;        /* the loop's session list */
     clive_session *dirty_next;         /* the loop's flush list */
@@ -97,7 +100,7 @@ struct clive_session {
 /* Counters a loop updates alone (relaxed stores) and any thread reads. */
 typedef struct lv_counters {
     atomic_uint_fast64_t connections, sessions, queued_frames, queued_bytes, overflows, skipped,
-        messages_in, frames_out, subscriptions, topics;
+        messages_in, frames_out, subscriptions, topics, rate_limited;
 } lv_counters;
 
 struct lv_loop {

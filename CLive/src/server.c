@@ -53,6 +53,8 @@ static void apply_defaults(clive_options *o) {
     if (!o->ping_interval_ms) o->ping_interval_ms = 30000; /* under most proxies' 60 s idle */
     if (!o->idle_timeout_ms) o->idle_timeout_ms = 60000;
     if (!o->close_timeout_ms) o->close_timeout_ms = 3000;
+    if (o->rate_limit && !o->rate_burst) o->rate_burst = o->rate_limit;
+    if (!o->rate_grace_ms) o->rate_grace_ms = 5000; /* a burst that outlasts this is abuse */
 }
 
 static char **copy_strings(clive_server *srv, const char *const *src, size_t n) {
@@ -272,6 +274,7 @@ void clive_server_stats(const clive_server *srv, clive_stats *out) {
         SUM(skipped);
         SUM(messages_in);
         SUM(frames_out);
+        SUM(rate_limited);
 #undef SUM
     }
 }

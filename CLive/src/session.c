@@ -275,7 +275,33 @@ void lv_session_do_respond(clive_session *s, int status, const char *headers, si
 
 /* --- frames in --------------------------------------------------------------------- */
 
+/* The inbound token bucket, in thousandths of a message so that integer arithmetic keeps
+ * rates below one per millisecond exact. Returns whether the message may pass. */
+static bool within_rate(clive_session *s) {
+    const clive_options *o = &s->loop->server->options;
+    if (!o->rate_limit) return true;
+    uint64_t now = lv_now(s->loop), cap = (uint64_t)o->rate_burst * 1000;
+    if (s->tokens_ms == 0) s->tokens = cap; /* a new session starts with a full bucket */
+    s->tokens += (now - s->tokens_ms) * o->rate_limit;
+    if (s->tokens > cap) s->tokens = cap;
+    s->tokens_ms = now;
+    if (s->tokens >= 1000) {
+        /* Over the limit ends once the bucket has refilled halfway: a client sending at
+         * five times the rate gets a message through now and then, yet stays over. */
+        if (s->tokens * 2 >= cap) s->over_since_ms = 0;
+        s->tokens -= 1000;
+        return true;
+    }
+    lv_count(&s->loop->counters.rate_limited, 1);
+    if (s->over_since_ms == 0)
+        s->over_since_ms = now;
+    else if (now - s->over_since_ms >= o->rate_grace_ms)
+        lv_session_start_close(s, CLIVE_CLOSED_RATE_LIMIT, LV_CLOSE_POLICY, "rate limit", 10);
+    return false;
+}
+
 static void deliver(clive_session *s, int opcode, const uint8_t *data, size_t len) {
+    if (!within_rate(s)) return;
     lv_count(&s->loop->counters.messages_in, 1);
     const clive_callbacks *cb = callbacks(s);
     if (cb->on_message) cb->on_message(s, opcode == LV_OP_BINARY, data, len, cb->user);

@@ -13,6 +13,8 @@ public enum CloseReason: Sendable, Hashable {
     case queueOverflow
     /// Nothing was heard from the client within the idle timeout (closed with 1001).
     case idleTimeout
+    /// The client stayed over its rate limit past the grace period (closed with 1008).
+    case rateLimited
     /// The server shut down (closed with 1001).
     case shutdown
     /// The TCP connection ended without a close frame, or the session never opened.

@@ -37,6 +37,8 @@ public struct Options: Sendable {
     /// others get 403. Empty: any origin.
     public var allowedOrigins: [String] = []
     public var logger = Logger(label: "live")
+    /// Inbound rate limiting per session. `nil`: off.
+    public var rateLimit: RateLimit? = nil
     /// Presence: who is in each topic, and join/leave events. `nil`: off.
     public var presence: PresenceOptions? = nil
 
@@ -58,6 +60,22 @@ public struct Options: Sendable {
     public var onHTTP: (@Sendable (Request) async -> Response)? = nil
 
     public init() {}
+
+    /// A token bucket per session: a session may send `messagesPerSecond` messages a second
+    /// and bursts of `burst`; messages over the limit are dropped (and counted), and a
+    /// session that stays over it longer than `grace` is closed with 1008
+    /// (`CloseReason.rateLimited`). It stays over until its bucket has refilled halfway.
+    public struct RateLimit: Sendable, Hashable {
+        public var messagesPerSecond: Int
+        public var burst: Int
+        public var grace: Duration
+
+        public init(messagesPerSecond: Int, burst: Int? = nil, grace: Duration = .seconds(5)) {
+            self.messagesPerSecond = messagesPerSecond
+            self.burst = burst ?? messagesPerSecond
+            self.grace = grace
+        }
+    }
 
     /// The codec table: `codecs`, then `codec` if it is not among them. A session's slot
     /// in it selects the frame a publish sends it.

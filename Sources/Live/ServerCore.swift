@@ -50,6 +50,11 @@ final class ServerCore: @unchecked Sendable {
         c.ping_interval_ms = milliseconds(options.pingInterval)
         c.idle_timeout_ms = milliseconds(options.idleTimeout)
         c.close_timeout_ms = milliseconds(options.closeTimeout)
+        if let limit = options.rateLimit {
+            c.rate_limit = UInt32(clamping: max(1, limit.messagesPerSecond))
+            c.rate_burst = UInt32(clamping: max(1, limit.burst))
+            c.rate_grace_ms = milliseconds(limit.grace)
+        }
         c.callbacks.on_request = liveOnRequest
         c.callbacks.on_message = liveOnMessage
         c.callbacks.on_close = liveOnClose
@@ -362,6 +367,7 @@ private let liveOnClose: @convention(c) (OpaquePointer?, clive_close_kind, Int32
     case CLIVE_CLOSED_OVERFLOW: why = .queueOverflow
     case CLIVE_CLOSED_IDLE: why = .idleTimeout
     case CLIVE_CLOSED_SHUTDOWN: why = .shutdown
+    case CLIVE_CLOSED_RATE_LIMIT: why = .rateLimited
     default: why = .connectionLost
     }
     core.options.onClose?(session, why)

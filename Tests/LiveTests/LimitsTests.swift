@@ -1,6 +1,8 @@
 // Limits and refusals around the handshake, and sending what a codec cannot carry.
 
+import Foundation
 import Live
+import Synchronization
 import Testing
 
 @Suite struct LimitsTests {
@@ -112,6 +114,33 @@ import Testing
         #expect(request.queryValue("a") == "%zz")
         #expect(request.queryValue("d") == "%4")
         #expect(request.queryValue("e") == "AB")
+        try await ts.stop(client)
+    }
+}
+
+@Suite struct RateLimitTests {
+    /// A client sending far over its limit has most messages dropped and is then closed
+    /// with 1008, which onClose reports as `.rateLimited`.
+    @Test func floodingIsDroppedThenClosed() async throws {
+        let ts = try TestServer { o in
+            o.rateLimit = .init(messagesPerSecond: 20, burst: 5, grace: .milliseconds(300))
+        }
+        let client = try await WSClient.connect(port: ts.port)
+        let stop = Mutex(false)
+        // The load: 200 messages a second, ten times the limit, until the session is gone
+        // (the sleep paces the load; the test waits on onClose, not on time).
+        let sender = Thread {
+            for _ in 0..<2000 where !stop.withLock({ $0 }) {
+                try? client.send("flood")
+                usleep(5000)
+            }
+        }
+        sender.start()
+        let closes = try await ts.waitForCloses(1)
+        stop.withLock { $0 = true }
+        #expect(closes[0].1 == .rateLimited)
+        let delivered = ts.events.items.messages.count
+        #expect(delivered >= 5 && delivered < 100, "\(delivered) messages got through")
         try await ts.stop(client)
     }
 }

@@ -69,13 +69,14 @@ static void on_request(clive_session *s, const clive_request *r, void *user) {
                              "{\"connections\":%lu,\"sessions\":%lu,\"subscriptions\":%lu,"
                              "\"topics\":%lu,\"queued_frames\":%lu,\"queued_bytes\":%lu,"
                              "\"overflows\":%lu,\"skipped\":%lu,\"messages_in\":%lu,"
-                             "\"frames_out\":%lu,\"opened\":%ld,\"closed\":%ld,"
+                             "\"frames_out\":%lu,\"rate_limited\":%lu,\"opened\":%ld,\"closed\":%ld,"
                              "\"double_closed\":%ld}\n",
                              (unsigned long)st.connections, (unsigned long)st.sessions,
                              (unsigned long)st.subscriptions, (unsigned long)st.topics,
                              (unsigned long)st.queued_frames, (unsigned long)st.queued_bytes,
                              (unsigned long)st.overflows, (unsigned long)st.skipped,
                              (unsigned long)st.messages_in, (unsigned long)st.frames_out,
+                             (unsigned long)st.rate_limited,
                              atomic_load(&opened), atomic_load(&closed),
                              atomic_load(&double_closed));
             static const char type[] = "Content-Type: application/json\r\n";
@@ -235,6 +236,9 @@ int main(int argc, char **argv) {
         .allowed_origin_count = origin ? 1 : 0,
         .presence = flag(argc, argv, "--presence"),
         .presence_interval_ms = opt(argc, argv, "--presence-ms", 0),
+        .rate_limit = opt(argc, argv, "--rate-limit", 0),
+        .rate_burst = opt(argc, argv, "--rate-burst", 0),
+        .rate_grace_ms = opt(argc, argv, "--rate-grace-ms", 0),
         .callbacks = {.on_request = on_request, .on_message = on_message,
                       .on_close = on_close, .on_presence = on_presence},
     };
