@@ -107,6 +107,16 @@ typedef struct clive_callbacks {
     void *user;
 } clive_callbacks;
 
+/* How the topics that start with `prefix` behave (the first matching policy wins). */
+typedef struct clive_topic_policy {
+    const char *prefix;
+    unsigned throttle_ms; /* at most one publish per interval reaches a loop's subscribers;
+                             the newest one held back goes out when the interval ends, so
+                             the final state is never lost; 0: no throttle */
+    int latest_only;      /* "latest value wins": a publish replaces the one still unsent in a
+                             subscriber's queue instead of queueing behind it */
+} clive_topic_policy;
+
 typedef struct clive_options {
     unsigned loops;              /* event loops; 0: the number of CPUs this process may use */
     unsigned queue_size;         /* frames queued per session before it overflows; 0: 1024 */
@@ -130,6 +140,8 @@ typedef struct clive_options {
     int presence;                /* 1: keep a cross-loop index of topic subscribers for
                                     clive_presence_list and report joins and leaves */
     unsigned presence_interval_ms; /* batch joins and leaves this long; 0: per loop turn */
+    const clive_topic_policy *topic_policies; /* copied; none: every topic is plain */
+    size_t topic_policy_count;
     unsigned rate_limit;         /* data messages per second a session may send (a token
                                     bucket); over it they are dropped and counted; 0: off */
     unsigned rate_burst;         /* the bucket's size; 0: rate_limit (one second's worth) */

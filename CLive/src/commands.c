@@ -42,7 +42,11 @@ static void subscribe_here(clive_session *s, const char *topic, size_t len, bool
     int r = add ? lv_topics_subscribe(&l->topics, s, &s->subs, topic, len)
                 : lv_topics_unsubscribe(&l->topics, &s->subs, topic, len);
     if (r == 1) lv_count(&l->counters.subscriptions, add ? 1 : -1);
-    if (r == 1 && add) lv_loop_presence(l, s->subs, s->id, 1); /* the new one heads the list */
+    if (r == 1 && add) {
+        lv_sub *sub = s->subs; /* the new one heads the list */
+        if (!sub->topic->policy_set) lv_loop_apply_policy(l, sub->topic);
+        lv_loop_presence(l, sub, s->id, 1);
+    }
     lv_count(&l->counters.topics, (int64_t)l->topics.count - (int64_t)topics_before);
 }
 

@@ -114,6 +114,8 @@ struct lv_loop {
     uv_prepare_t flush;    /* before the loop blocks: deferred close work, then writes */
     uv_timer_t sweep;      /* handshake, keepalive, idle and close timeouts */
     uv_timer_t presence_timer; /* flushes the presence batch every presence_interval_ms */
+    uv_timer_t throttle_timer; /* sends what throttled topics held back */
+    lv_topic *throttled;       /* topics holding a publish back */
     lv_presence_batch presence;
     lv_inbox inbox;
     clive_session *sessions; /* every connection of this loop */
@@ -132,7 +134,8 @@ struct lv_loop {
 
 struct clive_server {
     clive_options options;      /* defaults applied; strings owned (below) */
-    char **owned_strings;       /* copies of subprotocol and origin strings */
+    char **owned_strings;       /* copies of subprotocol, origin and prefix strings */
+    clive_topic_policy *owned_policies;
     size_t owned_count;
     unsigned nloops;
     lv_loop *loops;
@@ -197,6 +200,12 @@ void lv_loop_mark_dirty(clive_session *s);
 void lv_loop_defer(clive_session *s);
 /* Records a join or leave for presence (a no-op when presence is off). Loop thread. */
 void lv_loop_presence(lv_loop *l, lv_sub *sub, uint64_t id, int joined);
+/* Gives a new topic its policy (throttle, latest-only). Loop thread. */
+void lv_loop_apply_policy(lv_loop *l, lv_topic *tp);
+/* Holds a throttled topic's publish back until its interval ends. Loop thread. */
+void lv_loop_hold_back(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size_t count);
+/* Sends frames to a topic's subscribers on this loop now, whatever its throttle. */
+void lv_topic_deliver(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size_t count);
 /* Sends frames to this loop's subscribers of a topic. Loop thread. */
 void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *const *frames,
                     size_t count);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -103,6 +104,104 @@ static void on_prepare(uv_prepare_t *handle) {
     }
 }
 
+/* --- topic policies ------------------------------------------------------------------ */
+
+void lv_loop_apply_policy(lv_loop *l, lv_topic *tp) {
+    const clive_options *o = &l->server->options;
+    tp->policy_set = true;
+    for (size_t i = 0; i < o->topic_policy_count; i++) {
+        const clive_topic_policy *p = &o->topic_policies[i];
+        size_t k = strlen(p->prefix);
+        if (tp->name_len >= k && memcmp(tp->name, p->prefix, k) == 0) {
+            tp->throttle_ms = p->throttle_ms;
+            tp->latest_only = p->latest_only != 0;
+            return;
+        }
+    }
+}
+
+static void release_pending(lv_topic *tp) {
+    for (size_t i = 0; i < tp->pending_count; i++) clive_frame_release(tp->pending[i]);
+    tp->pending_count = 0;
+}
+
+static void unlist_throttled(lv_loop *l, lv_topic *tp) {
+    if (!tp->throttle_listed) return;
+    for (lv_topic **pp = &l->throttled; *pp; pp = &(*pp)->throttle_next) {
+        if (*pp == tp) {
+            *pp = tp->throttle_next;
+            break;
+        }
+    }
+    tp->throttle_listed = false;
+}
+
+static void on_throttle_timer(uv_timer_t *handle);
+
+/* Arms the throttle timer for the earliest interval end among held-back topics. */
+static void arm_throttle(lv_loop *l) {
+    uint64_t now = lv_now(l), due = UINT64_MAX;
+    for (lv_topic *tp = l->throttled; tp; tp = tp->throttle_next) {
+        uint64_t end = tp->last_sent_ms + tp->throttle_ms;
+        if (end < due) due = end;
+    }
+    if (due != UINT64_MAX)
+        uv_timer_start(&l->throttle_timer, on_throttle_timer, due > now ? due - now : 0, 0);
+}
+
+void lv_loop_hold_back(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size_t count) {
+    release_pending(tp);
+    if (count == 0) { /* nothing to hold: the topic is up to date */
+        unlist_throttled(l, tp);
+        return;
+    }
+    if (tp->pending == NULL || count > 256) {
+        clive_frame **p = realloc(tp->pending, sizeof *p * 256);
+        if (p == NULL) return; /* best effort: this publish is lost to the throttle */
+        tp->pending = p;
+    }
+    for (size_t i = 0; i < count; i++) {
+        tp->pending[i] = frames[i];
+        if (frames[i]) clive_frame_retain(frames[i]);
+    }
+    tp->pending_count = count;
+    if (!tp->throttle_listed) {
+        tp->throttle_listed = true;
+        tp->throttle_next = l->throttled;
+        l->throttled = tp;
+        arm_throttle(l);
+    }
+}
+
+static void on_throttle_timer(uv_timer_t *handle) {
+    lv_loop *l = handle->data;
+    uint64_t now = lv_now(l);
+    for (lv_topic **pp = &l->throttled; *pp;) {
+        lv_topic *tp = *pp;
+        if (now - tp->last_sent_ms >= tp->throttle_ms) { /* the interval ended: trailing edge */
+            *pp = tp->throttle_next;
+            tp->throttle_listed = false;
+            tp->last_sent_ms = now;
+            size_t n = tp->pending_count;
+            clive_frame *frames[256];
+            memcpy(frames, tp->pending, sizeof *frames * n);
+            tp->pending_count = 0;
+            lv_topic_deliver(l, tp, frames, n);
+            for (size_t i = 0; i < n; i++) clive_frame_release(frames[i]);
+        } else {
+            pp = &tp->throttle_next;
+        }
+    }
+    arm_throttle(l);
+}
+
+/* topics.c calls this before it frees an emptied topic. */
+static void on_topic_freed(void *ctx, lv_topic *tp) {
+    unlist_throttled(ctx, tp);
+    release_pending(tp);
+    free(tp->pending);
+}
+
 static void on_presence_timer(uv_timer_t *handle) {
     lv_loop *l = handle->data;
     lv_presence_flush(&l->presence, &l->server->options.callbacks);
@@ -168,6 +267,7 @@ void lv_loop_maybe_stop(lv_loop *l) {
     uv_close((uv_handle_t *)&l->flush, on_handle_closed);
     uv_close((uv_handle_t *)&l->sweep, on_handle_closed);
     uv_close((uv_handle_t *)&l->presence_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&l->throttle_timer, on_handle_closed);
 }
 
 static void thread_main(void *arg) {
@@ -201,10 +301,9 @@ int lv_loop_init(lv_loop *l, clive_server *server, unsigned index) {
     l->rbuf = malloc(l->rbuf_cap);
     if (l->rbuf == NULL) return CLIVE_ENOMEM;
     lv_inbox_init(&l->inbox);
-    if (server->options.presence) {
-        l->topics.on_remove = on_subscription_removed;
-        l->topics.ctx = l;
-    }
+    l->topics.ctx = l;
+    l->topics.on_topic_free = on_topic_freed;
+    if (server->options.presence) l->topics.on_remove = on_subscription_removed;
     atomic_init(&l->open, 0);
     atomic_init(&l->posting, 0);
     return CLIVE_OK;
@@ -229,6 +328,8 @@ int lv_loop_start(lv_loop *l) {
     uv_prepare_start(&l->flush, on_prepare);
     uv_timer_init(&l->uv, &l->presence_timer);
     l->presence_timer.data = l;
+    uv_timer_init(&l->uv, &l->throttle_timer);
+    l->throttle_timer.data = l;
     uv_timer_init(&l->uv, &l->sweep);
     l->sweep.data = l;
     unsigned every = sweep_interval(&l->server->options);

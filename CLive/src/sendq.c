@@ -55,11 +55,23 @@ uint32_t lv_sendq_consume(lv_sendq *q, size_t written) {
         q->head_off = 0;
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
+        q->head_seq++;
         done++;
         clive_frame_release(f);
     }
     /* Zero-length frames never occur (every frame has a header), so nothing lingers. */
     return done;
+}
+
+int lv_sendq_replace(lv_sendq *q, uint64_t seq, clive_frame *frame) {
+    uint64_t first = q->head_seq + (q->head_off > 0 ? 1 : 0); /* a partly written frame stays */
+    if (seq < first || seq >= q->head_seq + q->count) return 0;
+    uint32_t slot = (q->head + (uint32_t)(seq - q->head_seq)) & (q->cap - 1);
+    clive_frame *old = q->slots[slot];
+    q->bytes = q->bytes - old->len + frame->len;
+    q->slots[slot] = frame;
+    clive_frame_release(old);
+    return 1;
 }
 
 void lv_sendq_drop(lv_sendq *q) {
@@ -77,7 +89,10 @@ void lv_sendq_free(lv_sendq *q) {
         clive_frame_release(q->slots[q->head]);
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
+        q->head_seq++;
     }
     free(q->slots);
+    uint64_t seq = q->head_seq;
     *q = (lv_sendq){0};
+    q->head_seq = seq;
 }

@@ -23,6 +23,7 @@ typedef struct lv_sendq {
     uint32_t count;    /* frames queued */
     size_t head_off;   /* bytes of the oldest frame already written */
     size_t bytes;      /* bytes queued, not counting head_off */
+    uint64_t head_seq; /* sequence number of the oldest frame: frames ever taken out */
 } lv_sendq;
 
 /* Appends a frame (taking over one reference the caller already added) unless that would
@@ -40,6 +41,14 @@ int lv_sendq_iov(const lv_sendq *q, struct iovec *iov, int max);
 /* Marks `written` bytes as sent: releases the frames now fully written. Returns how
  * many frames were completed. */
 uint32_t lv_sendq_consume(lv_sendq *q, size_t written);
+
+/* The sequence number the next pushed frame gets. */
+static inline uint64_t lv_sendq_next_seq(const lv_sendq *q) { return q->head_seq + q->count; }
+
+/* Replaces the frame with sequence number seq if it is still queued and not yet partly
+ * written (taking over the caller's reference to `frame`, releasing the old one). Returns
+ * 1 when replaced, 0 when that frame is gone or already on the wire. */
+int lv_sendq_replace(lv_sendq *q, uint64_t seq, clive_frame *frame);
 
 /* Drops every queued frame except a partly written oldest one (which must still go out
  * whole to keep the stream well-formed). */

@@ -96,6 +96,27 @@ int clive_server_new(const clive_options *options, clive_server **out) {
                                                                options->allowed_origin_count);
         if (o->allowed_origins == NULL) err = CLIVE_ENOMEM;
     }
+    if (o->topic_policy_count && err == CLIVE_OK) {
+        clive_topic_policy *policies = calloc(o->topic_policy_count, sizeof *policies);
+        const char **prefixes = calloc(o->topic_policy_count, sizeof *prefixes);
+        char **copies = NULL;
+        if (policies && prefixes) {
+            for (size_t i = 0; i < o->topic_policy_count; i++) prefixes[i] = options->topic_policies[i].prefix;
+            copies = copy_strings(srv, prefixes, o->topic_policy_count);
+        }
+        free(prefixes);
+        if (copies == NULL) {
+            free(policies);
+            err = CLIVE_ENOMEM;
+        } else {
+            for (size_t i = 0; i < o->topic_policy_count; i++) {
+                policies[i] = options->topic_policies[i];
+                policies[i].prefix = copies[i];
+            }
+            o->topic_policies = policies;
+            srv->owned_policies = policies;
+        }
+    }
     if (o->subprotocol_count > 127 || o->loops > 1024) err = CLIVE_EINVAL;
     if (err == CLIVE_OK) {
         srv->nloops = o->loops;
@@ -241,6 +262,7 @@ void lv_server_release(clive_server *srv) {
     lv_presence_free(&srv->presence);
     for (size_t i = 0; i < srv->owned_count; i++) free(srv->owned_strings[i]);
     free(srv->owned_strings);
+    free(srv->owned_policies);
     free(srv);
 }
 

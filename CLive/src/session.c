@@ -454,10 +454,7 @@ static void enqueue_control(clive_session *s, clive_frame *f) {
     if (!enqueue_owned(s, f, true)) clive_frame_release(f);
 }
 
-void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *const *frames,
-                    size_t count) {
-    lv_topic *tp = lv_topics_find(&l->topics, topic, len);
-    if (tp == NULL || tp->count == 0) return;
+void lv_topic_deliver(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size_t count) {
     uint32_t n = tp->count;
     uint32_t used[256] = {0};
     uint64_t skipped = 0;
@@ -467,18 +464,49 @@ void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *cons
     for (size_t i = 0; i < count; i++)
         if (frames[i]) atomic_fetch_add_explicit(&frames[i]->refs, n, memory_order_relaxed);
     for (uint32_t k = 0; k < n; k++) {
-        clive_session *s = tp->subs[k]->session;
+        lv_sub *sub = tp->subs[k];
+        clive_session *s = sub->session;
         unsigned slot = s->codec_slot;
         clive_frame *f = slot < count ? frames[slot] : NULL;
-        if (f == NULL)
+        if (f == NULL) {
             skipped++;
-        else
-            used[slot] += (uint32_t)enqueue_owned(s, f, false);
+            continue;
+        }
+        if (tp->latest_only && sub->unsent_seq && s->state == LV_OPEN && !s->overflowed) {
+            /* latest value wins: overwrite this topic's frame still waiting in the ring */
+            uint32_t c0 = s->q.count;
+            size_t b0 = s->q.bytes;
+            if (lv_sendq_replace(&s->q, sub->unsent_seq - 1, f)) {
+                account_queue(s, c0, b0);
+                used[slot]++;
+                continue;
+            }
+        }
+        if (enqueue_owned(s, f, false)) {
+            used[slot]++;
+            if (tp->latest_only) sub->unsent_seq = lv_sendq_next_seq(&s->q); /* its seq + 1 */
+        }
     }
     for (size_t i = 0; i < count; i++)
         if (frames[i] && n > used[i])
             atomic_fetch_sub_explicit(&frames[i]->refs, n - used[i], memory_order_release);
     if (skipped) lv_count(&l->counters.skipped, (int64_t)skipped);
+}
+
+void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *const *frames,
+                    size_t count) {
+    lv_topic *tp = lv_topics_find(&l->topics, topic, len);
+    if (tp == NULL || tp->count == 0) return;
+    if (tp->throttle_ms) {
+        uint64_t now = lv_now(l);
+        if (now - tp->last_sent_ms < tp->throttle_ms) {
+            lv_loop_hold_back(l, tp, frames, count);
+            return;
+        }
+        tp->last_sent_ms = now; /* a held-back older publish is superseded by this one */
+        lv_loop_hold_back(l, tp, NULL, 0);
+    }
+    lv_topic_deliver(l, tp, frames, count);
 }
 
 void lv_session_flush(clive_session *s) {

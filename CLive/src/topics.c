@@ -102,6 +102,7 @@ static void remove_topic(lv_topics *t, lv_topic *tp) {
         }
     }
     t->count--;
+    if (t->on_topic_free) t->on_topic_free(t->ctx, tp);
     free(tp->subs);
     free(tp);
 }

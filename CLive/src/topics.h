@@ -11,6 +11,7 @@
 #ifndef LIVE_TOPICS_H
 #define LIVE_TOPICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,8 @@ typedef struct lv_sub {
     clive_session *session;
     uint32_t index;             /* position in topic->subs */
     uint32_t presence_index;    /* position in the presence index (guarded by its lock) */
+    uint64_t unsent_seq;        /* latest-only topics: 1 + the ring sequence number of this
+                                   subscription's unsent frame, 0 when there is none */
     struct lv_sub *next;        /* the session's next subscription */
 } lv_sub;
 
@@ -32,6 +35,15 @@ struct lv_topic {
     lv_sub **subs;
     uint32_t count;
     uint32_t cap;
+    /* the topic's policy (clive_topic_policy), set by the loop when the topic appears */
+    bool policy_set;
+    bool latest_only;
+    uint32_t throttle_ms;
+    uint64_t last_sent_ms;          /* throttle: when a publish last went out */
+    clive_frame **pending;          /* throttle: the newest publish held back, per slot */
+    size_t pending_count;
+    struct lv_topic *throttle_next; /* the loop's list of topics holding a publish back */
+    bool throttle_listed;
     size_t name_len;
     char name[];
 };
@@ -43,6 +55,8 @@ typedef struct lv_topics {
     uint64_t subscriptions;
     /* called before a subscription is freed (presence bookkeeping); may be NULL */
     void (*on_remove)(void *ctx, lv_sub *sub);
+    /* called before an emptied topic is freed (throttle bookkeeping); may be NULL */
+    void (*on_topic_free)(void *ctx, lv_topic *tp);
     void *ctx;
 } lv_topics;
 

@@ -37,6 +37,9 @@ public struct Options: Sendable {
     /// others get 403. Empty: any origin.
     public var allowedOrigins: [String] = []
     public var logger = Logger(label: "live")
+    /// How topics behave, by prefix (the first match wins): throttling and "latest value
+    /// wins". Topics that match none are plain.
+    public var topicPolicies: [TopicPolicy] = []
     /// Inbound rate limiting per session. `nil`: off.
     public var rateLimit: RateLimit? = nil
     /// Presence: who is in each topic, and join/leave events. `nil`: off.
@@ -60,6 +63,25 @@ public struct Options: Sendable {
     public var onHTTP: (@Sendable (Request) async -> Response)? = nil
 
     public init() {}
+
+    /// How the topics that start with `prefix` behave.
+    public struct TopicPolicy: Sendable, Hashable {
+        public var prefix: String
+        /// At most one publish per interval reaches the subscribers (on each event loop);
+        /// the newest one held back goes out when the interval ends, so the final state is
+        /// never lost. `nil`: no throttle.
+        public var throttle: Duration?
+        /// "Latest value wins": while a subscriber still has an unsent message of the topic
+        /// in its queue, a newer one replaces it instead of queueing behind it, so a slow
+        /// dashboard sees the newest value and its queue does not overflow.
+        public var latestValueWins: Bool
+
+        public init(prefix: String, throttle: Duration? = nil, latestValueWins: Bool = false) {
+            self.prefix = prefix
+            self.throttle = throttle
+            self.latestValueWins = latestValueWins
+        }
+    }
 
     /// A token bucket per session: a session may send `messagesPerSecond` messages a second
     /// and bursts of `burst`; messages over the limit are dropped (and counted), and a

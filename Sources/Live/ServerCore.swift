@@ -66,7 +66,13 @@ final class ServerCore: @unchecked Sendable {
         // The core copies every string; these live only for the call.
         let protocols = codecs.map { strdup($0.name) }
         let origins = options.allowedOrigins.map { strdup($0) }
-        defer { (protocols + origins).forEach { free($0) } }
+        let prefixes = options.topicPolicies.map { strdup($0.prefix) }
+        defer { (protocols + origins + prefixes).forEach { free($0) } }
+        let policies = zip(options.topicPolicies, prefixes).map { policy, prefix in
+            clive_topic_policy(
+                prefix: prefix, throttle_ms: policy.throttle.map { milliseconds($0) } ?? 0,
+                latest_only: policy.latestValueWins ? 1 : 0)
+        }
         var server: OpaquePointer?
         let rc = protocols.map { UnsafePointer($0) }.withUnsafeBufferPointer { p in
             origins.map { UnsafePointer($0) }.withUnsafeBufferPointer { o in
@@ -74,7 +80,11 @@ final class ServerCore: @unchecked Sendable {
                 c.subprotocol_count = p.count
                 c.allowed_origins = o.baseAddress
                 c.allowed_origin_count = o.count
-                return clive_server_new(&c, &server)
+                return policies.withUnsafeBufferPointer { t in
+                    c.topic_policies = t.baseAddress
+                    c.topic_policy_count = t.count
+                    return clive_server_new(&c, &server)
+                }
             }
         }
         guard rc == CLIVE_OK.rawValue, let server else { throw ServerError(rc) }

@@ -233,3 +233,34 @@ extension TestServer {
         try await server.run()
     }
 }
+
+@Suite struct TopicPolicyTests {
+    /// Options.topicPolicies reaches the core: a throttled topic sends the first of a burst
+    /// at once and only the newest of the rest when the interval ends.
+    @Test func throttleSendsFirstAndLast() async throws {
+        let ts = try TestServer(
+            { o in o.topicPolicies = [.init(prefix: "tick:", throttle: .milliseconds(200))] },
+            onMessage: { server, session, message in
+                switch message.type {
+                case "sub":
+                    try? server.pubsub.subscribe(session, to: message.topic)
+                    try? session.send(Message(type: "subscribed", topic: message.topic))
+                case "burst":
+                    for i in 0..<50 {
+                        try? server.pubsub.publish(Message(type: "v", topic: "tick:a", body: Bytes("\(i)")), to: "tick:a")
+                    }
+                default: break
+                }
+            })
+        let client = try await WSClient.connect(port: ts.port)
+        try await client.subscribe("tick:a")
+        try client.send("burst")
+        var bodies: [String] = []
+        while bodies.last != "49" {
+            bodies.append(try await client.receiveMessage().body.string)
+        }
+        #expect(bodies.first == "0")
+        #expect(bodies.count <= 3, "\(bodies)")
+        try await ts.stop(client)
+    }
+}

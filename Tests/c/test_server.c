@@ -18,6 +18,8 @@
  * Plain HTTP: GET /stats -> the clive_stats counters and the on_close count as JSON;
  * anything else 404.
  *
+ * Topic policies: "--throttle PREFIX:MS" and "--latest PREFIX" (repeatable).
+ *
  * Prints "PORT <n>" once listening; SIGINT/SIGTERM shut it down gracefully, and the exit
  * status is 0 only if every on_close was called exactly once. */
 #define _GNU_SOURCE
@@ -219,6 +221,20 @@ int main(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], "--origin") == 0) origin = argv[i + 1];
     static const char *const protocols[] = {"live.v1.json", "live.v1.msgpack"};
+    clive_topic_policy policies[8];
+    static char prefixes[8][128];
+    size_t npolicies = 0;
+    for (int i = 1; i + 1 < argc && npolicies < 8; i++) {
+        if (strcmp(argv[i], "--throttle") == 0) {
+            const char *colon = strrchr(argv[i + 1], ':');
+            if (colon == NULL) continue;
+            snprintf(prefixes[npolicies], sizeof prefixes[0], "%.*s", (int)(colon - argv[i + 1]), argv[i + 1]);
+            policies[npolicies] = (clive_topic_policy){prefixes[npolicies], (unsigned)atoi(colon + 1), 0};
+            npolicies++;
+        } else if (strcmp(argv[i], "--latest") == 0) {
+            policies[npolicies++] = (clive_topic_policy){argv[i + 1], 0, 1};
+        }
+    }
     clive_options o = {
         .loops = opt(argc, argv, "--loops", 2),
         .queue_size = opt(argc, argv, "--queue-size", 0),
@@ -236,6 +252,8 @@ int main(int argc, char **argv) {
         .allowed_origin_count = origin ? 1 : 0,
         .presence = flag(argc, argv, "--presence"),
         .presence_interval_ms = opt(argc, argv, "--presence-ms", 0),
+        .topic_policies = npolicies ? policies : NULL,
+        .topic_policy_count = npolicies,
         .rate_limit = opt(argc, argv, "--rate-limit", 0),
         .rate_burst = opt(argc, argv, "--rate-burst", 0),
         .rate_grace_ms = opt(argc, argv, "--rate-grace-ms", 0),
