@@ -11,6 +11,9 @@
  *            every subscriber has it), or at a fixed --rate; deliveries/s, lost, latency
  *   topics   N connections each subscribed to its own topic, each publishing to it in
  *            closed loop: deliveries/s and latency
+ *   presence N connections join one topic at once, with presence events on: how many
+ *            presence events they receive in all (one event per join per member would be
+ *            N*N/2; batching makes it a few per member)
  *
  * Latency is end to end, from a timestamp the publisher puts in the body. Output: a
  * readable summary and one machine-readable line starting with "RESULT".
@@ -66,7 +69,7 @@ static int nconns;
 static conn **pending; /* connections with output to write after this epoll batch */
 static int npending;
 static histogram lat;
-static uint64_t deliveries, replies, published, round_trips;
+static uint64_t deliveries, replies, published, round_trips, presence_events;
 static uint64_t *seen;      /* per publish sequence: subscribers that got it (fanout) */
 static uint8_t *replied;    /* per publish sequence: reply back (fanout) */
 static uint64_t seen_cap;
@@ -253,7 +256,9 @@ static void on_message(conn *c, const uint8_t *p, size_t n) {
     scan_fields(p, n, &f);
     const char *type = f.type;
     c->received++;
-    if (strcmp(type, "message") == 0) {
+    if (strcmp(type, "presence") == 0) {
+        presence_events++;
+    } else if (strcmp(type, "message") == 0) {
         if (measuring) deliveries++;
         record_latency(f.t);
         if (is_fanout()) {
@@ -502,7 +507,7 @@ static void print_result(const char *scenario, double secs, const char *extra) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: live-load connect|echo|fanout|topics [--port N] [--host IP] [--path /ws]\n"
+            "usage: live-load connect|echo|fanout|topics|presence [--port N] [--host IP] [--path /ws]\n"
             "  [--connections N] [--subscribers S] [--window W] [--rate R/s] [--duration s]\n"
             "  [--body bytes] [--pid server-pid] [--label name] [--concurrency N]\n");
     exit(2);
@@ -562,6 +567,25 @@ int main(int argc, char **argv) {
                "rss_before_kib=%ld rss_after_kib=%ld rss_per_connection_kib=%.3f\n",
                opt.label, open_count(), dead_count(), secs, open_count() / secs, rss0, rss1,
                opt.pid ? (double)(rss1 - rss0) / open_count() : 0.0);
+        return 0;
+    }
+    if (strcmp(opt.scenario, "presence") == 0) {
+        uint64_t t0 = now_ns();
+        for (int i = 0; i < nconns; i++)
+            if (conns[i].state == 2) send_join(&conns[i], "lobby");
+        run_until(now_ns() + 60000000000ull, all_joined, NULL);
+        double join_secs = (double)(now_ns() - t0) / 1e9;
+        /* let the last batches arrive: events stop once everyone has heard of everyone */
+        uint64_t last = UINT64_MAX;
+        while (last != presence_events) {
+            last = presence_events;
+            run_until(now_ns() + (uint64_t)(opt.duration * 1e9), NULL, NULL);
+        }
+        int n = open_count();
+        printf("RESULT scenario=presence server=%s connections=%d join_seconds=%.2f presence_events=%llu "
+               "events_per_connection=%.1f unbatched_events=%llu\n",
+               opt.label, n, join_secs, (unsigned long long)presence_events, (double)presence_events / n,
+               (unsigned long long)n * (n + 1) / 2);
         return 0;
     }
     if (fan) {
