@@ -604,7 +604,7 @@ static uint64_t flush_all(lv_loop *l) {
             lv_count(&l->counters.frames_out, done);
             frames += done;
         }
-        clive_session_release(s);
+        /* the flush list holds no reference (loop.c): nothing to release */
     }
     return frames;
 }
