@@ -232,6 +232,7 @@ void clive_session_retain(clive_session *s) {
 void clive_session_release(clive_session *s) {
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
     clive_server *server = s->loop->server;
+    free(s->close_reason);
     free(s);
     lv_server_release(server);
 }

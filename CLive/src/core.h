@@ -74,7 +74,7 @@ struct clive_session {
     uint8_t close_kind;
     uint16_t close_code;
     uint8_t close_reason_len;
-    char close_reason[123];
+    char *close_reason; /* allocated only when a close has a reason: idle sessions are small */
     uint64_t last_heard_ms; /* loop time of the last byte read */
     uint64_t tokens;        /* rate limit: thousandths of a message the session may send */
     uint64_t tokens_ms;     /* when the bucket was last refilled */

@@ -556,9 +556,12 @@ void lv_session_flush(clive_session *s) {
 
 static void record_close(clive_session *s, clive_close_kind kind, uint16_t code,
                          const char *reason, size_t reason_len) {
-    if (reason_len > sizeof s->close_reason) reason_len = sizeof s->close_reason;
+    if (reason_len > 123) reason_len = 123; /* what fits a close frame */
     s->close_kind = (uint8_t)kind;
     s->close_code = code;
+    free(s->close_reason);
+    s->close_reason = reason_len ? malloc(reason_len) : NULL;
+    if (s->close_reason == NULL) reason_len = 0;
     s->close_reason_len = (uint8_t)reason_len;
     if (reason_len) memcpy(s->close_reason, reason, reason_len);
 }
@@ -591,7 +594,7 @@ void lv_session_start_close(clive_session *s, clive_close_kind kind, uint16_t co
         payload[0] = (uint8_t)(code >> 8);
         payload[1] = (uint8_t)code;
         plen = 2 + s->close_reason_len;
-        memcpy(payload + 2, s->close_reason, s->close_reason_len);
+        if (s->close_reason_len) memcpy(payload + 2, s->close_reason, s->close_reason_len);
     }
     clive_frame *f = lv_frame_control(LV_OP_CLOSE, payload, plen);
     uint32_t c0 = s->q.count;
@@ -615,8 +618,8 @@ static void notify_close(clive_session *s) {
     s->close_notified = true;
     const clive_callbacks *cb = callbacks(s);
     if (cb->on_close)
-        cb->on_close(s, (clive_close_kind)s->close_kind, s->close_code, s->close_reason,
-                     s->close_reason_len, cb->user);
+        cb->on_close(s, (clive_close_kind)s->close_kind, s->close_code,
+                     s->close_reason ? s->close_reason : "", s->close_reason_len, cb->user);
 }
 
 void lv_session_run_deferred(clive_session *s) {
