@@ -251,9 +251,29 @@ static void fanout_progress(uint64_t seq) {
 static int is_fanout(void) { return strcmp(opt.scenario, "fanout") == 0; }
 static int is_topics(void) { return strcmp(opt.scenario, "topics") == 0; }
 
+/* The common case, measured in millions a second, read without a scan: a delivery laid
+ * out as live-server and Node write it, {"type":"message",...,"body":{"s":S,"t":T,...}},
+ * with the body the first nested object. Returns 0 to fall back to the full scan. */
+static int fast_message(const uint8_t *p, size_t n, fields *f) {
+    static const char head[] = "{\"type\":\"message\"";
+    if (n < sizeof head + 16 || memcmp(p, head, sizeof head - 1) != 0) return 0;
+    const uint8_t *b = memchr(p + 1, '{', n - 1);
+    if (b == NULL || (size_t)(p + n - b) < 12 || memcmp(b, "{\"s\":", 5) != 0) return 0;
+    size_t j = (size_t)(b - p) + 5;
+    f->type[0] = 0;
+    memcpy(f->type, "message", 8);
+    f->ref = 0;
+    f->s = value_at(p, n, &j);
+    j++;
+    if (j + 5 > n || memcmp(p + j, ",\"t\":", 5) != 0) return 0;
+    j += 5;
+    f->t = value_at(p, n, &j);
+    return 1;
+}
+
 static void on_message(conn *c, const uint8_t *p, size_t n) {
     fields f;
-    scan_fields(p, n, &f);
+    if (!fast_message(p, n, &f)) scan_fields(p, n, &f);
     const char *type = f.type;
     c->received++;
     if (strcmp(type, "presence") == 0) {
