@@ -115,6 +115,7 @@ struct lv_loop {
     uv_timer_t sweep;      /* handshake, keepalive, idle and close timeouts */
     uv_timer_t presence_timer; /* flushes the presence batch every presence_interval_ms */
     uv_timer_t throttle_timer; /* sends what throttled topics held back */
+    uv_timer_t listen_timer;   /* resumes accepting after running out of descriptors */
     lv_topic *throttled;       /* topics holding a publish back */
     lv_presence_batch presence;
     lv_inbox inbox;

@@ -20,6 +20,7 @@ static void on_presence_timer(uv_timer_t *handle);
 
 #define RECEIVE_BUFFER (256 * 1024)
 #define ACCEPTS_PER_EVENT 64
+#define LISTEN_PAUSE_MS 100 /* out of descriptors: how long to stop accepting */
 
 void lv_loop_post(lv_loop *l, lv_cmd *cmd) {
     /* A Dekker-style handshake with lv_loop_maybe_stop: either we see the loop open and it
@@ -216,6 +217,14 @@ static void on_sweep(uv_timer_t *handle) {
     }
 }
 
+static void on_listener(uv_poll_t *handle, int status, int events);
+
+/* Out of descriptors: listening again after a pause, not at once. */
+static void on_listen_pause_over(uv_timer_t *handle) {
+    lv_loop *l = handle->data;
+    if (!l->stopping && l->listen_fd >= 0) uv_poll_start(&l->listener, UV_READABLE, on_listener);
+}
+
 static void on_listener(uv_poll_t *handle, int status, int events) {
     lv_loop *l = handle->data;
     (void)events;
@@ -224,9 +233,14 @@ static void on_listener(uv_poll_t *handle, int status, int events) {
         int fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            /* EAGAIN: drained. EMFILE/ENFILE: the connection waits in the backlog until a
-             * descriptor frees up; level-triggered polling brings us back then. */
-            return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* The listening socket stays readable and polling is level-triggered: going
+                 * on would spin. Stop listening for a moment; the connection waits in the
+                 * backlog until a descriptor frees up. */
+                uv_poll_stop(&l->listener);
+                uv_timer_start(&l->listen_timer, on_listen_pause_over, LISTEN_PAUSE_MS, 0);
+            }
+            return; /* EAGAIN: drained */
         }
         lv_session_open_fd(l, fd);
     }
@@ -268,6 +282,7 @@ void lv_loop_maybe_stop(lv_loop *l) {
     uv_close((uv_handle_t *)&l->sweep, on_handle_closed);
     uv_close((uv_handle_t *)&l->presence_timer, on_handle_closed);
     uv_close((uv_handle_t *)&l->throttle_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&l->listen_timer, on_handle_closed);
 }
 
 static void thread_main(void *arg) {
@@ -330,6 +345,8 @@ int lv_loop_start(lv_loop *l) {
     l->presence_timer.data = l;
     uv_timer_init(&l->uv, &l->throttle_timer);
     l->throttle_timer.data = l;
+    uv_timer_init(&l->uv, &l->listen_timer);
+    l->listen_timer.data = l;
     uv_timer_init(&l->uv, &l->sweep);
     l->sweep.data = l;
     unsigned every = sweep_interval(&l->server->options);
