@@ -27,6 +27,11 @@ struct LiveServer: AsyncParsableCommand {
     var allowedOrigins: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
     @Flag(help: "Do not publish join/leave presence events (who still answers).") var noPresenceEvents = false
+    @Option(name: .customLong("latest-only-prefix"),
+            help: "Topics with this prefix are 'latest value wins' (repeat it).")
+    var latestOnlyPrefixes: [String] = []
+    @Option(name: .customLong("throttle"), help: "PREFIX:MILLISECONDS: throttle these topics (repeat it).")
+    var throttles: [String] = []
 
     func validate() throws {
         guard ["json", "msgpack"].contains(defaultCodec) else {
@@ -47,6 +52,11 @@ struct LiveServer: AsyncParsableCommand {
         options.maxMessageSize = maxMessageSize
         options.maxSessions = maxSessions > 0 ? maxSessions : nil
         options.allowedOrigins = allowedOrigins
+        options.topicPolicies = latestOnlyPrefixes.map { .init(prefix: $0, latestValueWins: true) }
+            + throttles.compactMap { spec in
+                guard let colon = spec.lastIndex(of: ":"), let ms = Int(spec[spec.index(after: colon)...]) else { return nil }
+                return .init(prefix: String(spec[..<colon]), throttle: .milliseconds(ms))
+            }
         var presence = PresenceOptions()
         presence.events = !noPresenceEvents
         presence.publicField = "name"

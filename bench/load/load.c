@@ -52,12 +52,15 @@ typedef struct conn {
     int joined;
     int queued; /* on the pending-output list */
     int want_out; /* EPOLLOUT requested */
+    int paused;   /* --slow: a subscriber that stopped reading */
+    int close_code;
+    uint64_t last_s; /* the last publish sequence number it received */
     uint64_t received;
 } conn;
 
 static struct {
     const char *scenario, *host, *path, *label;
-    int port, connections, subscribers, window, body, pid, concurrency;
+    int port, connections, subscribers, window, body, pid, concurrency, slow;
     double duration, rate, warmup;
 } opt = {.host = "127.0.0.1", .path = "/ws", .label = "server", .port = 8080,
          .connections = 100, .subscribers = 1000, .window = 32, .body = 64, .concurrency = 256,
@@ -244,8 +247,11 @@ static void record_latency(uint64_t t) {
     if (measuring && t && read_time > t) histogram_record(&lat, read_time - t);
 }
 
+/* Subscribers that read: --slow ones stop reading and do not hold the window. */
+static uint64_t readers(void) { return (uint64_t)(opt.subscribers - opt.slow); }
+
 static void fanout_progress(uint64_t seq) {
-    if (seq < seen_cap && replied[seq] && seen[seq] == (uint64_t)opt.subscribers) completed++;
+    if (seq < seen_cap && replied[seq] && seen[seq] == readers()) completed++;
 }
 
 static int is_fanout(void) { return strcmp(opt.scenario, "fanout") == 0; }
@@ -283,6 +289,8 @@ static void on_message(conn *c, const uint8_t *p, size_t n) {
         record_latency(f.t);
         if (is_fanout()) {
             uint64_t s = f.s;
+            c->last_s = s;
+            if (c->paused) return; /* a slow subscriber read at the end: not a delivery */
             if (s < seen_cap) {
                 seen[s]++;
                 fanout_progress(s);
@@ -329,7 +337,10 @@ static void parse_frames(conn *c) {
         if (c->in_len - off < h + len) break;
         int opcode = f[0] & 0x0f;
         if (opcode == 1 || opcode == 2) on_message(c, f + h, (size_t)len);
-        if (opcode == 8) c->state = 3;
+        if (opcode == 8) {
+            c->state = 3;
+            c->close_code = len >= 2 ? (f[h] << 8 | f[h + 1]) : 1005;
+        }
         off += h + (size_t)len;
     }
     memmove(c->in, c->in + off, c->in_len - off);
@@ -529,7 +540,9 @@ static void usage(void) {
     fprintf(stderr,
             "usage: live-load connect|echo|fanout|topics|presence [--port N] [--host IP] [--path /ws]\n"
             "  [--connections N] [--subscribers S] [--window W] [--rate R/s] [--duration s]\n"
-            "  [--body bytes] [--pid server-pid] [--label name] [--concurrency N]\n");
+            "  [--body bytes] [--pid server-pid] [--label name] [--concurrency N]\n"
+            "  [--slow K]  (fanout: K subscribers stop reading; with a latest-only topic they\n"
+            "              keep one unsent message each instead of overflowing)\n");
     exit(2);
 }
 
@@ -538,7 +551,7 @@ int main(int argc, char **argv) {
         {"port", 1, 0, 'p'}, {"host", 1, 0, 'h'}, {"path", 1, 0, 'P'}, {"connections", 1, 0, 'c'},
         {"subscribers", 1, 0, 's'}, {"window", 1, 0, 'w'}, {"rate", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"body", 1, 0, 'b'}, {"pid", 1, 0, 'i'}, {"label", 1, 0, 'l'},
-        {"concurrency", 1, 0, 'C'}, {"warmup", 1, 0, 'W'}, {0, 0, 0, 0}};
+        {"concurrency", 1, 0, 'C'}, {"warmup", 1, 0, 'W'}, {"slow", 1, 0, 'S'}, {0, 0, 0, 0}};
     if (argc < 2) usage();
     opt.scenario = argv[1];
     int ch;
@@ -558,6 +571,7 @@ int main(int argc, char **argv) {
         case 'l': opt.label = optarg; break;
         case 'C': opt.concurrency = atoi(optarg); break;
         case 'W': opt.warmup = atof(optarg); break;
+        case 'S': opt.slow = atoi(optarg); break;
         default: usage();
         }
     }
@@ -578,7 +592,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nconns; i++) conns[i].index = i;
     long rss0 = opt.pid ? rss_kib(opt.pid) : -1;
     double secs = connect_all();
-    char extra[256];
+    char extra[512];
 
     if (strcmp(opt.scenario, "connect") == 0) {
         run_until(now_ns() + 1000000000ull, NULL, NULL); /* let the server settle */
@@ -625,6 +639,14 @@ int main(int argc, char **argv) {
     }
     if (fan || is_topics()) run_until(now_ns() + 30000000000ull, all_joined, NULL);
     if (fan) opt.subscribers = open_count() - 1;
+    if (fan && opt.slow > 0) { /* these stop reading from now on */
+        for (int i = 0, k = 0; i < nconns && k < opt.slow; i++) {
+            if (conns[i].state != 2 || conns[i].role != 0) continue;
+            conns[i].paused = 1;
+            epoll_ctl(ep, EPOLL_CTL_DEL, conns[i].fd, NULL);
+            k++;
+        }
+    }
 
     void (*tick)(void) = fan ? fanout_tick : is_topics() ? topics_tick : echo_tick;
     if (fan) {
@@ -652,17 +674,38 @@ int main(int argc, char **argv) {
         while (now_ns() < drain_until) {
             uint64_t missing = 0;
             for (uint64_t s = measured_from_seq; s < measured_to_seq; s++)
-                missing += (uint64_t)opt.subscribers - seen[s];
+                missing += readers() - seen[s];
             if (missing == 0) break;
             run_until(now_ns() + 20000000ull, NULL, NULL);
         }
-        uint64_t expected = (measured_to_seq - measured_from_seq) * (uint64_t)opt.subscribers, got = 0;
+        uint64_t expected = (measured_to_seq - measured_from_seq) * readers(), got = 0;
         for (uint64_t s = measured_from_seq; s < measured_to_seq; s++) got += seen[s];
-        snprintf(extra, sizeof extra, "subscribers=%d window=%d rate=%.0f published=%llu lost=%llu lost_pct=%.2f dead=%d",
+        char slow[160] = "";
+        if (opt.slow > 0) { /* now read what the slow ones were left with */
+            for (int i = 0; i < nconns; i++)
+                if (conns[i].paused) {
+                    conns[i].want_out = 0;
+                    watch(&conns[i], EPOLLIN, EPOLL_CTL_ADD);
+                }
+            uint64_t r0 = 0;
+            for (int i = 0; i < nconns; i++) r0 += conns[i].paused ? conns[i].received : 0;
+            run_until(now_ns() + 3000000000ull, NULL, NULL);
+            int closed = 0, newest = 0;
+            uint64_t got_slow = 0;
+            for (int i = 0; i < nconns; i++) {
+                if (!conns[i].paused) continue;
+                closed += conns[i].close_code == 4008;
+                newest += conns[i].last_s + 1 == next_seq;
+                got_slow += conns[i].received;
+            }
+            snprintf(slow, sizeof slow, " slow=%d slow_closed_4008=%d slow_with_newest=%d slow_messages_each=%.1f",
+                     opt.slow, closed, newest, (double)(got_slow - r0) / opt.slow);
+        }
+        snprintf(extra, sizeof extra, "subscribers=%d window=%d rate=%.0f published=%llu lost=%llu lost_pct=%.2f dead=%d%s",
                  opt.subscribers, opt.rate > 0 ? 0 : opt.window, opt.rate,
                  (unsigned long long)(measured_to_seq - measured_from_seq),
                  (unsigned long long)(expected - got), expected ? 100.0 * (double)(expected - got) / (double)expected : 0,
-                 dead_count());
+                 dead_count(), slow);
     } else {
         snprintf(extra, sizeof extra, "connections=%d window=%d dead=%d", open_count(),
                  is_topics() ? opt.window : 1, dead_count());
