@@ -21,7 +21,7 @@ public protocol PubSub: Sendable {
 /// effect before they return; from other threads they take effect shortly after, in order
 /// with that thread's other calls.
 public struct InProcessPubSub: PubSub {
-    let core: ServerCore
+    let core: ServerCore?
 
     public func subscribe(_ session: Session, to topic: String) throws {
         var topic = topic
@@ -34,6 +34,7 @@ public struct InProcessPubSub: PubSub {
     }
 
     public func publish(_ message: Message, to topic: String) throws {
+        guard let core else { throw SessionError.closed }
         try core.publish(message, to: topic)
     }
 }

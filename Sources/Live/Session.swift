@@ -20,7 +20,10 @@ public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomS
     // The C session, retained for as long as this object lives: @unchecked Sendable is
     // sound because every clive_session function used here may be called from any thread.
     let handle: OpaquePointer
-    let core: ServerCore
+    /// Weak: an app's handlers often keep sessions (a dictionary of who is connected), and
+    /// the handlers live in the server's options, so a strong reference here would keep a
+    /// dropped server alive through its own sessions.
+    weak var core: ServerCore?
     let codecSlot: Int
     let decodeFailure = Mutex<String?>(nil)
 
@@ -39,10 +42,12 @@ public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomS
     deinit { clive_session_release(handle) }
 
     /// The publish/subscribe of this session's server (the same as `server.pubsub`), so
-    /// that handlers need no reference to the server.
+    /// that handlers need no reference to the server. Once the server is gone, its calls
+    /// throw `SessionError.closed`.
     public var pubsub: InProcessPubSub { InProcessPubSub(core: core) }
 
-    /// The presence of this session's server (the same as `server.presence`).
+    /// The presence of this session's server (the same as `server.presence`); empty once
+    /// the server is gone.
     public var presence: Presence { Presence(core: core) }
 
     /// Whether the session is still open (a snapshot).
