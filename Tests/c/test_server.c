@@ -10,6 +10,8 @@
  *   "/flood n size"   send n binary messages of size bytes to this session at once
  *   "/close code reason"  the server closes the session
  *   "/id"             -> the session id
+ *   "/mtsend n"       4 threads (not loop threads) each send n text frames "t<k>:<i>" to
+ *                     this session at once, through clive_session_send
  *   "/who T"          -> "who T id,id,..." (with --presence)
  * With --presence (and --presence-ms), joins and leaves are published to their topic as
  * "presence T +id,id -id,id".
@@ -23,6 +25,7 @@
  * Prints "PORT <n>" once listening; SIGINT/SIGTERM shut it down gracefully, and the exit
  * status is 0 only if every on_close was called exactly once. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -58,6 +61,27 @@ static void send_joined(clive_session *s, const char *prefix, const uint8_t *d, 
     memcpy(text + k, d, n);
     send_text(s, text, k + n);
     free(text);
+}
+
+typedef struct sender {
+    clive_session *session;
+    int thread, count;
+} sender;
+
+/* A non-loop thread sending to a session: exercises the inbox path under ThreadSanitizer. */
+static void *send_from_thread(void *arg) {
+    sender *w = arg;
+    char text[32];
+    for (int i = 0; i < w->count; i++) {
+        int k = snprintf(text, sizeof text, "t%d:%d", w->thread, i);
+        clive_frame *f = clive_frame_new(0, text, (size_t)k);
+        int rc = f ? clive_session_send(w->session, f) : CLIVE_ENOMEM;
+        clive_frame_release(f);
+        if (rc != CLIVE_OK) break;
+    }
+    clive_session_release(w->session);
+    free(w);
+    return NULL;
 }
 
 static void on_request(clive_session *s, const clive_request *r, void *user) {
@@ -153,6 +177,20 @@ static void on_message(clive_session *s, int binary, const uint8_t *d, size_t n,
             k += snprintf(reply + k, sizeof reply - (size_t)k, "%s%llu", i ? "," : "",
                           (unsigned long long)ids[i]);
         send_text(s, reply, written(k, sizeof reply));
+    } else if (!binary && starts_with(d, n, "/mtsend ")) {
+        char digits[16];
+        snprintf(digits, sizeof digits, "%.*s", (int)(n - 8), d + 8);
+        int count = atoi(digits);
+        for (int t = 0; t < 4; t++) {
+            sender *w = malloc(sizeof *w);
+            *w = (sender){s, t, count};
+            clive_session_retain(s);
+            pthread_t th;
+            if (pthread_create(&th, NULL, send_from_thread, w) == 0)
+                pthread_detach(th);
+            else
+                send_from_thread(w);
+        }
     } else if (!binary && n == 3 && memcmp(d, "/id", 3) == 0) {
         int k = snprintf(reply, sizeof reply, "%llu",
                          (unsigned long long)clive_session_id(s));
