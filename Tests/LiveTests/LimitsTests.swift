@@ -127,6 +127,7 @@ import Testing
         }
         let client = try await WSClient.connect(port: ts.port)
         let stop = Mutex(false)
+        let senderDone = Gate()
         // The load: 200 messages a second, ten times the limit, until the session is gone
         // (the sleep paces the load; the test waits on onClose, not on time).
         let sender = Thread {
@@ -134,10 +135,12 @@ import Testing
                 try? client.send("flood")
                 usleep(5000)
             }
+            senderDone.open()
         }
         sender.start()
         let closes = try await ts.waitForCloses(1)
         stop.withLock { $0 = true }
+        await senderDone.wait()  // the client is not dropped while the sender still uses it
         #expect(closes[0].1 == .rateLimited)
         let delivered = ts.events.items.messages.count
         #expect(delivered >= 5 && delivered < 100, "\(delivered) messages got through")
