@@ -17,12 +17,6 @@ struct lv_presence_topic {
     char name[];
 };
 
-static uint64_t hash_name(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    return h;
-}
-
 void lv_presence_init(lv_presence *p) {
     memset(p, 0, sizeof *p);
     pthread_mutex_init(&p->lock, NULL);
@@ -69,7 +63,7 @@ int lv_presence_add(lv_presence *p, lv_sub *sub, uint64_t id) {
     int rc = -1;
     pthread_mutex_lock(&p->lock);
     if ((p->count + 1) * 4 > p->cap * 3 && grow(p) != 0) goto out;
-    uint64_t h = hash_name(name, len);
+    uint64_t h = sub->topic->hash; /* computed once, when the topic appeared */
     uint32_t i = slot_of(p, name, len, h);
     lv_presence_topic *t = p->table[i];
     if (t == NULL) {
@@ -116,7 +110,7 @@ void lv_presence_remove(lv_presence *p, lv_sub *sub) {
     size_t len = sub->topic->name_len;
     pthread_mutex_lock(&p->lock);
     if (p->cap) {
-        uint32_t i = slot_of(p, name, len, hash_name(name, len));
+        uint32_t i = slot_of(p, name, len, sub->topic->hash);
         lv_presence_topic *t = p->table[i];
         uint32_t k = sub->presence_index;
         if (t && k < t->count && t->entries[k].sub == sub) {
@@ -136,7 +130,7 @@ size_t lv_presence_list(lv_presence *p, const char *topic, size_t len, uint64_t 
     size_t total = 0;
     pthread_mutex_lock(&p->lock);
     if (p->cap) {
-        lv_presence_topic *t = p->table[slot_of(p, topic, len, hash_name(topic, len))];
+        lv_presence_topic *t = p->table[slot_of(p, topic, len, lv_topic_hash(topic, len))];
         if (t) {
             total = t->count;
             for (size_t i = 0; i < total && i < cap; i++) ids[i] = t->entries[i].id;

@@ -4,14 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t hash_name(const char *p, size_t n) {
-    /* FNV-1a: short topic names, no adversarial collisions worth a keyed hash here since a
-     * client can only create topics the app lets it join. */
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    return h;
-}
-
 static uint32_t slot_of(const lv_topics *t, const char *name, size_t len, uint64_t h) {
     uint32_t mask = t->cap - 1;
     for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
@@ -23,7 +15,7 @@ static uint32_t slot_of(const lv_topics *t, const char *name, size_t len, uint64
 
 lv_topic *lv_topics_find(const lv_topics *t, const char *name, size_t len) {
     if (t->cap == 0) return NULL;
-    return t->table[slot_of(t, name, len, hash_name(name, len))];
+    return t->table[slot_of(t, name, len, lv_topic_hash(name, len))];
 }
 
 static int rehash(lv_topics *t) {
@@ -52,7 +44,7 @@ int lv_topics_subscribe(lv_topics *t, clive_session *session, lv_sub **list, con
                         size_t len) {
     if (find_sub(*list, name, len)) return 0;
     if ((t->count + 1) * 4 > t->cap * 3 && rehash(t) != 0) return -1; /* load <= 3/4 */
-    uint64_t h = hash_name(name, len);
+    uint64_t h = lv_topic_hash(name, len);
     uint32_t slot = slot_of(t, name, len, h);
     lv_topic *tp = t->table[slot];
     lv_sub *sub = malloc(sizeof *sub);

@@ -19,6 +19,15 @@
 
 typedef struct lv_topic lv_topic;
 
+/* The hash of a topic name (FNV-1a), shared by the topic registry and the presence index
+ * so that the index can reuse the hash a topic already carries. Short names, and no keyed
+ * hash needed: a client can only create topics the app lets it join. */
+static inline uint64_t lv_topic_hash(const char *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+    return h;
+}
+
 /* One (session, topic) pair, on the session's list and in the topic's array. */
 typedef struct lv_sub {
     lv_topic *topic;
