@@ -73,6 +73,7 @@ static conn **pending; /* connections with output to write after this epoll batc
 static int npending;
 static histogram lat;
 static uint64_t deliveries, replies, published, round_trips, presence_events;
+static uint64_t recvs; /* recv calls that returned data while measuring */
 static uint64_t *seen;      /* per publish sequence: subscribers that got it (fanout) */
 static uint8_t *replied;    /* per publish sequence: reply back (fanout) */
 static uint64_t seen_cap;
@@ -361,6 +362,7 @@ static void on_readable(conn *c) {
             return;
         }
         c->in_len += (size_t)r;
+        if (measuring) recvs++;
         read_time = now_ns();
         if (c->state == 1) {
             uint8_t *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
@@ -527,13 +529,46 @@ static void topics_tick(void) {
     }
 }
 
+/* CPU seconds this process has used (user + system): with the wall time of a run, whether
+ * the generator itself was the limit. */
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* CPU seconds a process (the server, given --pid) has used, or -1. */
+static double process_cpu_seconds(int pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long utime, stime;
+    /* after ") ": state, then 10 fields, then utime and stime (fields 14 and 15) */
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                            &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double measured_cpu;        /* the generator's CPU seconds over the measured interval */
+static double measured_server_cpu; /* the server's (with --pid), or -1 */
+
 static void print_result(const char *scenario, double secs, const char *extra) {
     double p50 = histogram_percentile(&lat, 50) / 1e6, p99 = histogram_percentile(&lat, 99) / 1e6,
            p999 = histogram_percentile(&lat, 99.9) / 1e6, max = (double)lat.max / 1e6;
     printf("RESULT scenario=%s server=%s seconds=%.2f deliveries_per_s=%.0f round_trips_per_s=%.0f "
-           "p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f samples=%llu %s\n",
+           "p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f samples=%llu client_cpu_pct=%.0f "
+           "server_cpu_pct=%.0f messages_per_recv=%.1f %s\n",
            scenario, opt.label, secs, deliveries / secs, round_trips / secs, p50, p99, p999, max,
-           (unsigned long long)lat.count, extra);
+           (unsigned long long)lat.count, 100.0 * measured_cpu / secs,
+           measured_server_cpu < 0 ? -1.0 : 100.0 * measured_server_cpu / secs,
+           recvs ? (double)(deliveries + replies + round_trips) / (double)recvs : 0.0, extra);
 }
 
 static void usage(void) {
@@ -661,9 +696,13 @@ int main(int argc, char **argv) {
     histogram_init(&lat);
     measuring = 1;
     t_measure_start = now_ns();
+    double cpu0 = cpu_seconds(), server_cpu0 = opt.pid ? process_cpu_seconds(opt.pid) : -1;
     uint64_t measured_from_seq = next_seq;
     run_until(t_measure_start + (uint64_t)(opt.duration * 1e9), NULL, tick);
     measuring = 0;
+    measured_cpu = cpu_seconds() - cpu0;
+    double server_cpu1 = opt.pid ? process_cpu_seconds(opt.pid) : -1;
+    measured_server_cpu = server_cpu0 >= 0 && server_cpu1 >= 0 ? server_cpu1 - server_cpu0 : -1;
     double msecs = (double)(now_ns() - t_measure_start) / 1e9;
     uint64_t measured_to_seq = next_seq;
     if (fan) {
