@@ -46,30 +46,36 @@ enum {
 };
 
 struct clive_session {
-    uv_poll_t poll; /* poll.data == this session */
+    /* What every delivery and every write touches comes first, together: a fanout to
+     * 10,000 subscribers reaches each session from a cold cache, and these fit two
+     * cache lines instead of five. */
+    lv_sendq q;                   /* frames out */
     lv_loop *loop;
-    atomic_uint refs;
-    atomic_int shared_state;
-    uint64_t id;
-    _Atomic(void *) user;
+    clive_session *dirty_next;    /* the loop's flush list */
     int fd;
-    int8_t subprotocol;
     uint8_t codec_slot;
     uint8_t state;          /* lv_state */
     uint8_t polling;        /* UV_READABLE/UV_WRITABLE events currently requested */
     bool in_dirty;          /* on loop->dirty, waiting for its flush */
-    bool in_deferred;       /* on loop->deferred, waiting for close work */
     bool overflowed;        /* queue overflowed: close with 4008 on the deferred pass */
-    bool notify_close;      /* on_close still to be called on the deferred pass */
-    bool request_seen;      /* on_request was called: on_close is owed */
-    bool write_shut;        /* shutdown(SHUT_WR) done: only reading until EOF */
-    bool ping_outstanding;  /* a keepalive ping is out and nothing was heard since */
-    bool close_queued;      /* our close frame (or final HTTP response) is queued */
-    bool close_notified;    /* on_close was called */
-    bool over_limit;        /* accepted beyond max_sessions: answered 503 */
     bool blocked;           /* the last write hit EAGAIN: waiting for UV_WRITABLE */
     bool broken;            /* a write failed: finished on the deferred pass */
+    bool close_queued;      /* our close frame (or final HTTP response) is queued */
+    bool write_shut;        /* shutdown(SHUT_WR) done: only reading until EOF */
+    /* the rest */
+    int8_t subprotocol;
+    bool in_deferred;       /* on loop->deferred, waiting for close work */
+    bool notify_close;      /* on_close still to be called on the deferred pass */
+    bool request_seen;      /* on_request was called: on_close is owed */
+    bool ping_outstanding;  /* a keepalive ping is out and nothing was heard since */
+    bool close_notified;    /* on_close was called */
+    bool over_limit;        /* accepted beyond max_sessions: answered 503 */
     bool release_after_flush; /* closed while on the flush list: released by that pass */
+    uv_poll_t poll; /* poll.data == this session */
+    atomic_uint refs;
+    atomic_int shared_state;
+    uint64_t id;
+    _Atomic(void *) user;
     /* close details for on_close */
     uint8_t close_kind;
     uint16_t close_code;
@@ -81,7 +87,6 @@ struct clive_session {
     uint64_t over_since_ms; /* when it started dropping (0: it is not) */
     uint64_t deadline_ms;   /* handshake or close deadline, by state */
     clive_session *prev, *next;        /* the loop's session list */
-    clive_session *dirty_next;         /* the loop's flush list */
     clive_session *deferred_next;      /* the loop's close-work list */
     clive_frame *upgrade_reply; /* the 101 response, built with the request, sent on accept */
     /* request head, then pipelined bytes after it; freed once the session opens */
@@ -92,8 +97,6 @@ struct clive_session {
     lv_frame_parser parser;
     uint8_t *msg; /* a data message being reassembled */
     size_t msg_len, msg_cap;
-    /* frames out */
-    lv_sendq q;
     lv_sub *subs;
 };
 
@@ -112,6 +115,7 @@ struct lv_loop {
     uv_poll_t listener;
     uv_async_t wake;       /* inbox has items, or shutdown */
     uv_prepare_t flush;    /* before the loop blocks: deferred close work, then writes */
+    uv_idle_t resume;      /* active while a flush pass is cut short: polls without blocking */
     uv_timer_t sweep;      /* handshake, keepalive, idle and close timeouts */
     uv_timer_t presence_timer; /* flushes the presence batch every presence_interval_ms */
     uv_timer_t throttle_timer; /* sends what throttled topics held back */
@@ -120,11 +124,14 @@ struct lv_loop {
     lv_presence_batch presence;
     lv_inbox inbox;
     clive_session *sessions; /* every connection of this loop */
-    clive_session *dirty;    /* sessions with frames to write this turn */
+    clive_session *dirty;    /* sessions with frames to write, oldest first */
+    clive_session *dirty_tail;
     clive_session *deferred; /* sessions with close work to do outside callbacks */
     lv_topics topics;
     uint8_t *rbuf; /* one receive buffer for every connection of the loop */
     size_t rbuf_cap;
+    uint8_t *gather; /* small frames bound for one socket, copied together for one write */
+    size_t gather_cap;
     bool stopping;      /* shutdown began: no new connections */
     bool handles_closed;
     bool thread_joined;

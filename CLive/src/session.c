@@ -454,8 +454,25 @@ static void enqueue_control(clive_session *s, clive_frame *f) {
     if (!enqueue_owned(s, f, true)) clive_frame_release(f);
 }
 
+/* How far ahead a fanout prefetches: a session's first two cache lines, and (once those
+ * have arrived) the ring slot its frame will go to. At 10,000 subscribers nearly every
+ * session is cold, and without this each delivery waited on three misses in a row. */
+#define PREFETCH_SESSIONS_AHEAD 16
+#define PREFETCH_SLOTS_AHEAD 8
+
+static inline void prefetch_session(const clive_session *s) {
+    __builtin_prefetch(s, 1);
+    __builtin_prefetch((const char *)s + 64, 1);
+}
+
+static inline void prefetch_ring_slot(const clive_session *s) {
+    const lv_sendq *q = &s->q;
+    if (q->cap) __builtin_prefetch(&q->slots[(q->head + q->count) & (q->cap - 1)], 1);
+}
+
 void lv_topic_deliver(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size_t count) {
     uint32_t n = tp->count;
+    const lv_member *members = tp->members;
     uint32_t used[256] = {0};
     uint64_t skipped = 0;
     /* One reference count update per frame, not per subscriber: count every subscriber
@@ -463,9 +480,12 @@ void lv_topic_deliver(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size
      * frame alive in between. */
     for (size_t i = 0; i < count; i++)
         if (frames[i]) atomic_fetch_add_explicit(&frames[i]->refs, n, memory_order_relaxed);
+    for (uint32_t k = 0; k < n && k < PREFETCH_SESSIONS_AHEAD; k++) prefetch_session(members[k].session);
     for (uint32_t k = 0; k < n; k++) {
-        lv_sub *sub = tp->subs[k];
-        clive_session *s = sub->session;
+        if (k + PREFETCH_SESSIONS_AHEAD < n) prefetch_session(members[k + PREFETCH_SESSIONS_AHEAD].session);
+        if (k + PREFETCH_SLOTS_AHEAD < n) prefetch_ring_slot(members[k + PREFETCH_SLOTS_AHEAD].session);
+        clive_session *s = members[k].session;
+        lv_sub *sub = members[k].sub;
         unsigned slot = s->codec_slot;
         clive_frame *f = slot < count ? frames[slot] : NULL;
         if (f == NULL) {
@@ -517,6 +537,21 @@ void lv_session_flush(clive_session *s) {
         size_t total = 0;
         for (int i = 0; i < n; i++) total += iov[i].iov_len;
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        /* Many small frames: gather them into one buffer first. The kernel copies each
+         * iovec separately at a high fixed cost (a 32-frame write of 64-byte messages
+         * spent more time there than a user-space memcpy of the same bytes takes). */
+        struct iovec gathered;
+        lv_loop *l = s->loop;
+        if (n > 1 && total <= l->gather_cap) {
+            size_t at = 0;
+            for (int i = 0; i < n; i++) {
+                memcpy(l->gather + at, iov[i].iov_base, iov[i].iov_len);
+                at += iov[i].iov_len;
+            }
+            gathered = (struct iovec){.iov_base = l->gather, .iov_len = total};
+            mh.msg_iov = &gathered;
+            mh.msg_iovlen = 1;
+        }
         /* sendmsg rather than writev: MSG_NOSIGNAL keeps a vanished peer from raising
          * SIGPIPE in the embedding process. */
         ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -63,16 +63,16 @@ int lv_topics_subscribe(lv_topics *t, clive_session *session, lv_sub **list, con
     }
     if (tp->count == tp->cap) {
         uint32_t cap = tp->cap ? tp->cap * 2 : 4;
-        lv_sub **subs = realloc(tp->subs, sizeof *subs * cap);
-        if (subs == NULL) {
+        lv_member *members = realloc(tp->members, sizeof *members * cap);
+        if (members == NULL) {
             free(sub);
             return -1; /* an empty new topic stays registered; harmless and reused */
         }
-        tp->subs = subs;
+        tp->members = members;
         tp->cap = cap;
     }
     *sub = (lv_sub){.topic = tp, .session = session, .index = tp->count, .next = *list};
-    tp->subs[tp->count++] = sub;
+    tp->members[tp->count++] = (lv_member){.session = session, .sub = sub};
     *list = sub;
     t->subscriptions++;
     return 1;
@@ -95,16 +95,16 @@ static void remove_topic(lv_topics *t, lv_topic *tp) {
     }
     t->count--;
     if (t->on_topic_free) t->on_topic_free(t->ctx, tp);
-    free(tp->subs);
+    free(tp->members);
     free(tp);
 }
 
 static void detach(lv_topics *t, lv_sub *sub) {
     if (t->on_remove) t->on_remove(t->ctx, sub);
     lv_topic *tp = sub->topic;
-    lv_sub *last = tp->subs[--tp->count];
-    tp->subs[sub->index] = last;
-    last->index = sub->index;
+    lv_member last = tp->members[--tp->count];
+    tp->members[sub->index] = last;
+    last.sub->index = sub->index;
     t->subscriptions--;
     if (tp->count == 0) remove_topic(t, tp);
     free(sub);
@@ -133,7 +133,7 @@ void lv_topics_remove_all(lv_topics *t, lv_sub **list) {
 void lv_topics_free(lv_topics *t) {
     for (uint32_t i = 0; i < t->cap; i++) {
         if (t->table[i]) {
-            free(t->table[i]->subs);
+            free(t->table[i]->members);
             free(t->table[i]);
         }
     }

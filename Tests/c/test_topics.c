@@ -21,7 +21,7 @@ static void test_basic(void) {
     CHECK_INT(t.subscriptions, 2);
     CHECK_INT(lv_topics_unsubscribe(&t, &a, "room", 4), 1);
     CHECK_INT(lv_topics_unsubscribe(&t, &a, "room", 4), 0);
-    CHECK(tp->count == 1 && tp->subs[0]->session == S(1) && tp->subs[0]->index == 0);
+    CHECK(tp->count == 1 && tp->members[0].session == S(1) && tp->members[0].sub->index == 0);
     CHECK_INT(lv_topics_unsubscribe(&t, &b, "room", 4), 1);
     CHECK(lv_topics_find(&t, "room", 4) == NULL); /* an empty topic disappears */
     CHECK_INT(t.count, 0);
@@ -60,7 +60,7 @@ static void test_many(void) {
             bad++;
             continue;
         }
-        for (uint32_t i = 0; i < tp->count; i++) bad += tp->subs[i]->index != i;
+        for (uint32_t i = 0; i < tp->count; i++) bad += tp->members[i].sub->index != i || tp->members[i].sub->session != tp->members[i].session;
         total += tp->count;
     }
     CHECK_INT(bad, 0);
