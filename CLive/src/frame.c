@@ -9,6 +9,7 @@
  * before each hook runs, so a hook may stop the parser and the caller resume later. */
 #include "frame.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -17,6 +18,12 @@ void lv_frame_parser_init(lv_frame_parser *p, uint64_t max_message, uint32_t max
     memset(p, 0, sizeof *p);
     p->max_message = max_message;
     p->max_fragments = max_fragments;
+}
+
+void lv_frame_parser_free(lv_frame_parser *p) {
+    free(p->ctl);
+    p->ctl = NULL;
+    p->ctl_len = 0;
 }
 
 int lv_close_code_valid(unsigned code) {
@@ -263,6 +270,9 @@ int lv_frame_parse(lv_frame_parser *p, uint8_t *data, size_t len, size_t *consum
                 goto stopped;
         } else if (p->remaining) {
             /* a control payload split across reads: keep what we have */
+            if (n == 0) continue;
+            if (p->ctl == NULL && (p->ctl = malloc(125)) == NULL)
+                return fail(p, LV_CLOSE_INTERNAL, i, consumed);
             memcpy(p->ctl + p->ctl_len, d, n);
             p->ctl_len = (uint8_t)(p->ctl_len + n);
         } else {
@@ -275,9 +285,13 @@ int lv_frame_parse(lv_frame_parser *p, uint8_t *data, size_t len, size_t *consum
                 p->ctl_len = 0;
             }
             p->in_payload = 0;
-            if (p->opcode == LV_OP_CLOSE && (rc = check_close(c, cn)) != 0)
+            if (p->opcode == LV_OP_CLOSE && (rc = check_close(c, cn)) != 0) {
+                lv_frame_parser_free(p);
                 return fail(p, rc, i, consumed);
-            if (hooks->on_control(user, p->opcode, c, cn))
+            }
+            int stop = hooks->on_control(user, p->opcode, c, cn);
+            if (p->ctl) lv_frame_parser_free(p); /* the hook has seen it */
+            if (stop)
                 goto stopped;
         }
     }

@@ -1,6 +1,6 @@
 /* RFC 6455 section 5 frames: an incremental parser for client-to-server frames and the
- * header writer for server-to-client frames. Pure: no I/O, no allocation; the session
- * layer (session.c) owns buffering. */
+ * header writer for server-to-client frames. No I/O; the session layer (session.c) owns
+ * buffering. The parser allocates only to hold a control frame split across reads. */
 #ifndef LIVE_FRAME_H
 #define LIVE_FRAME_H
 
@@ -67,14 +67,18 @@ typedef struct lv_frame_parser {
     uint64_t msg_len;
     uint32_t msg_frames;
     uint32_t utf8_state;
-    /* control frame split across reads */
-    uint8_t ctl[125];
+    /* control frame split across reads: allocated for it (every idle session carries a
+     * parser, and 125 bytes inline were a seventh of an idle session's memory) */
+    uint8_t *ctl;
     uint8_t ctl_len;
     int failed; /* sticky close code once a violation was found */
 } lv_frame_parser;
 
-/* Prepares a parser. Limits of 0 mean "no limit". Pure; any thread. */
+/* Prepares a parser. Limits of 0 mean "no limit". Any thread. */
 void lv_frame_parser_init(lv_frame_parser *p, uint64_t max_message, uint32_t max_fragments);
+
+/* Releases what the parser holds (a split control frame); it may be initialised again. */
+void lv_frame_parser_free(lv_frame_parser *p);
 
 /* Feeds received bytes; unmasks payload in place and calls the hooks in stream order.
  * Returns:
@@ -88,8 +92,9 @@ void lv_frame_parser_init(lv_frame_parser *p, uint64_t max_message, uint32_t max
  *          reason that is not UTF-8);
  *     1007 text that is not UTF-8, detected at the first byte that cannot be valid;
  *     1009 a message longer than max_message or made of more than max_fragments frames,
- *          detected from the frame header, before its payload is read.
- * *consumed (may be NULL) receives the bytes consumed. Pure; one thread at a time. */
+ *          detected from the frame header, before its payload is read;
+ *     1011 no memory to hold a control frame split across reads.
+ * *consumed (may be NULL) receives the bytes consumed. One thread at a time. */
 int lv_frame_parse(lv_frame_parser *p, uint8_t *data, size_t len, size_t *consumed,
                    const lv_frame_hooks *hooks, void *user);
 

@@ -736,6 +736,7 @@ void lv_session_finish(clive_session *s) {
     free_head(s);
     free(s->msg);
     s->msg = NULL;
+    lv_frame_parser_free(&s->parser);
     clive_frame_release(s->upgrade_reply);
     s->upgrade_reply = NULL;
     lv_loop_maybe_stop(l);

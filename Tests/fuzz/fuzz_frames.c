@@ -65,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r > 0) break; /* a close code: the stream is over */
         off += n;
     }
+    lv_frame_parser_free(&p);
     free(buf);
     return 0;
 }

@@ -277,6 +277,7 @@ static void bench_parse(int opcode, size_t payload, size_t target_buf) {
     report(name, size, t.best * 1e9 / (double)frames, t.median * 1e9 / (double)frames, "frame",
            (double)(frames * payload) / t.best / 1e9, tm / t.best);
     sink += x->bytes;
+    lv_frame_parser_free(&x->p);
     free(x->buf);
     free(x);
     free(pl);
