@@ -13,28 +13,54 @@ public struct Meta: Sendable, Hashable, ExpressibleByDictionaryLiteral {
         case bool(Bool)
     }
 
-    public private(set) var values: [String: Value]
+    /// Sorted by key, each key once. Every session holds a `Meta` for its whole life, and
+    /// a typical one has one to five entries: a sorted array is one small allocation where
+    /// a hash table takes about twice the memory, and a lookup in it is as quick.
+    private var entries: [Entry]
 
-    public init(_ values: [String: Value] = [:]) { self.values = values }
-
-    public init(dictionaryLiteral elements: (String, Value)...) {
-        values = Dictionary(elements, uniquingKeysWith: { _, last in last })
+    private struct Entry: Sendable, Hashable {
+        var key: String
+        var value: Value
     }
 
-    public subscript(key: String) -> Value? { values[key] }
+    /// The entries as a dictionary (built on each call).
+    public var values: [String: Value] {
+        Dictionary(uniqueKeysWithValues: entries.lazy.map { ($0.key, $0.value) })
+    }
+
+    public init(_ values: [String: Value] = [:]) {
+        entries = values.map { Entry(key: $0.key, value: $0.value) }.sorted { $0.key < $1.key }
+    }
+
+    public init(dictionaryLiteral elements: (String, Value)...) {
+        self.init(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+    }
+
+    public subscript(key: String) -> Value? {
+        // binary search: the array is sorted by key
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let mid = (low + high) / 2
+            let k = entries[mid].key
+            if k == key { return entries[mid].value }
+            if k < key { low = mid + 1 } else { high = mid }
+        }
+        return nil
+    }
 
     public func string(_ key: String) -> String? {
-        if case .string(let s) = values[key] { return s }
+        if case .string(let s) = self[key] { return s }
         return nil
     }
 
     public func int(_ key: String) -> Int? {
-        if case .int(let i) = values[key] { return i }
+        if case .int(let i) = self[key] { return i }
         return nil
     }
 
     public func double(_ key: String) -> Double? {
-        switch values[key] {
+        switch self[key] {
         case .double(let d): return d
         case .int(let i): return Double(i)
         default: return nil
@@ -42,7 +68,7 @@ public struct Meta: Sendable, Hashable, ExpressibleByDictionaryLiteral {
     }
 
     public func bool(_ key: String) -> Bool? {
-        if case .bool(let b) = values[key] { return b }
+        if case .bool(let b) = self[key] { return b }
         return nil
     }
 }

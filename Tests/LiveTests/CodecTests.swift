@@ -299,4 +299,23 @@ private func expectCodecError(
         #expect(built.string("user") == "bob")
         #expect(Meta.Value.int(3).description == "3")
     }
+
+    @Test func entriesAreKeyedNotOrdered() {
+        // the same entries in any order are the same Meta; a repeated literal key keeps its last value
+        let a: Meta = ["b": 2, "a": 1, "c": "three"]
+        let b = Meta(["c": .string("three"), "a": .int(1), "b": .int(2)])
+        #expect(a == b && a.hashValue == b.hashValue)
+        #expect(a != ["a": 1, "b": 2])
+        let repeated: Meta = ["k": 1, "k": 2]
+        #expect(repeated.int("k") == 2 && repeated.values == ["k": .int(2)])
+        // every key of a larger Meta is found, and nothing else
+        var many: [String: Meta.Value] = [:]
+        for i in 0..<100 { many["key\(i)"] = .int(i) }
+        let big = Meta(many)
+        var missed: [Int] = []
+        for i in 0..<100 where big.int("key\(i)") != i { missed.append(i) }
+        #expect(missed.isEmpty)
+        #expect(big["key100"] == nil && big[""] == nil && big["key"] == nil)
+        #expect(big.values == many)
+    }
 }
