@@ -101,6 +101,13 @@ let package = Package(
             path: "bench/load",
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-O2"])]
         ),
+        // The race's calibration: the least a fanout server can do (bench/peers/ceiling).
+        .executableTarget(
+            name: "live-ceiling",
+            dependencies: ["CLive"],
+            path: "bench/peers/ceiling",
+            cSettings: [.headerSearchPath("../../../CLive/src"), .unsafeFlags(["-Wall", "-Wextra", "-O2"])]
+        ),
         // The codec microbenchmark (the C ones build with bench/micro/run).
         .executableTarget(
             name: "live-bench-codecs",

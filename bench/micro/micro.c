@@ -587,7 +587,7 @@ static uint64_t flush_all(lv_loop *l) {
     struct iovec iov[64];
     uint64_t frames = 0;
     clive_session *dirty = l->dirty;
-    l->dirty = NULL;
+    l->dirty = l->dirty_tail = NULL;
     while (dirty) {
         clive_session *s = dirty;
         dirty = s->dirty_next;
