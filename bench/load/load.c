@@ -740,8 +740,11 @@ int main(int argc, char **argv) {
             snprintf(slow, sizeof slow, " slow=%d slow_closed_4008=%d slow_with_newest=%d slow_messages_each=%.1f",
                      opt.slow, closed, newest, (double)(got_slow - r0) / opt.slow);
         }
-        snprintf(extra, sizeof extra, "subscribers=%d window=%d rate=%.0f published=%llu lost=%llu lost_pct=%.2f dead=%d%s",
-                 opt.subscribers, opt.rate > 0 ? 0 : opt.window, opt.rate,
+        /* How often each subscriber's socket had something to read: with one write per
+         * subscriber per flush pass, about the length of one pass over the subscribers. */
+        double write_interval_ms = recvs ? 1000.0 * msecs * (double)readers() / (double)recvs : 0;
+        snprintf(extra, sizeof extra, "subscribers=%d window=%d rate=%.0f write_interval_ms=%.1f published=%llu lost=%llu lost_pct=%.2f dead=%d%s",
+                 opt.subscribers, opt.rate > 0 ? 0 : opt.window, opt.rate, write_interval_ms,
                  (unsigned long long)(measured_to_seq - measured_from_seq),
                  (unsigned long long)(expected - got), expected ? 100.0 * (double)(expected - got) / (double)expected : 0,
                  dead_count(), slow);
