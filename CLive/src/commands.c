@@ -38,7 +38,7 @@ static bool on_own_loop(const clive_session *s) { return lv_current_loop == s->l
 static void subscribe_here(clive_session *s, const char *topic, size_t len, bool add) {
     if (s->state != LV_OPEN) return;
     lv_loop *l = s->loop;
-    uint32_t topics_before = l->topics.count;
+    uint32_t topics_before = l->topics.names.count;
     int r = add ? lv_topics_subscribe(&l->topics, s, &s->subs, topic, len)
                 : lv_topics_unsubscribe(&l->topics, &s->subs, topic, len);
     if (r == 1) lv_count(&l->counters.subscriptions, add ? 1 : -1);
@@ -47,7 +47,7 @@ static void subscribe_here(clive_session *s, const char *topic, size_t len, bool
         if (!sub->topic->policy_set) lv_loop_apply_policy(l, sub->topic);
         lv_loop_presence(l, sub, s->id, 1);
     }
-    lv_count(&l->counters.topics, (int64_t)l->topics.count - (int64_t)topics_before);
+    lv_count(&l->counters.topics, (int64_t)l->topics.names.count - (int64_t)topics_before);
 }
 
 void lv_cmd_run(lv_loop *l, lv_cmd *c) {

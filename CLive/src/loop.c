@@ -86,7 +86,7 @@ void lv_loop_presence(lv_loop *l, lv_sub *sub, uint64_t id, int joined) {
     const clive_options *o = &l->server->options;
     if (!o->presence) return;
     if (joined && lv_presence_add(&l->server->presence, sub, id) != 0) return;
-    lv_presence_note(&l->presence, sub->topic->name, sub->topic->name_len, id, joined);
+    lv_presence_note(&l->presence, sub->topic->name, sub->topic->key.len, id, joined);
     if (o->presence_interval_ms && !uv_is_active((uv_handle_t *)&l->presence_timer))
         uv_timer_start(&l->presence_timer, on_presence_timer, o->presence_interval_ms, 0);
 }
@@ -146,7 +146,7 @@ void lv_loop_apply_policy(lv_loop *l, lv_topic *tp) {
     for (size_t i = 0; i < o->topic_policy_count; i++) {
         const clive_topic_policy *p = &o->topic_policies[i];
         size_t k = strlen(p->prefix);
-        if (tp->name_len >= k && memcmp(tp->name, p->prefix, k) == 0) {
+        if (tp->key.len >= k && memcmp(tp->name, p->prefix, k) == 0) {
             tp->throttle_ms = p->throttle_ms;
             tp->latest_only = p->latest_only != 0;
             return;
@@ -350,6 +350,7 @@ int lv_loop_init(lv_loop *l, clive_server *server, unsigned index) {
     l->gather = malloc(l->gather_cap);
     if (l->gather == NULL) return CLIVE_ENOMEM;
     lv_inbox_init(&l->inbox);
+    lv_topics_init(&l->topics);
     l->topics.ctx = l;
     l->topics.on_topic_free = on_topic_freed;
     if (server->options.presence) l->topics.on_remove = on_subscription_removed;

@@ -1,6 +1,7 @@
 /* The shared presence index and the per-loop join/leave batches (see presence.h). */
 #include "presence.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,70 +11,45 @@ typedef struct entry {
 } entry;
 
 struct lv_presence_topic {
-    uint64_t hash;
+    lv_name_key key; /* first: the name table's entry pointer is the topic's */
     entry *entries;
     uint32_t count, cap;
-    size_t len;
     char name[];
 };
 
 void lv_presence_init(lv_presence *p) {
     memset(p, 0, sizeof *p);
+    p->names.name_offset = offsetof(lv_presence_topic, name);
     pthread_mutex_init(&p->lock, NULL);
 }
 
 void lv_presence_free(lv_presence *p) {
-    for (uint32_t i = 0; i < p->cap; i++) {
-        if (p->table[i]) {
-            free(p->table[i]->entries);
-            free(p->table[i]);
+    for (uint32_t i = 0; i < p->names.cap; i++) {
+        lv_presence_topic *t = (lv_presence_topic *)p->names.slots[i];
+        if (t) {
+            free(t->entries);
+            free(t);
         }
     }
-    free(p->table);
+    lv_names_free(&p->names);
     pthread_mutex_destroy(&p->lock);
-}
-
-static uint32_t slot_of(const lv_presence *p, const char *name, size_t len, uint64_t h) {
-    uint32_t mask = p->cap - 1;
-    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
-        lv_presence_topic *t = p->table[i];
-        if (t == NULL || (t->hash == h && t->len == len && memcmp(t->name, name, len) == 0))
-            return i;
-    }
-}
-
-static int grow(lv_presence *p) {
-    uint32_t cap = p->cap ? p->cap * 2 : 16;
-    lv_presence_topic **table = calloc(cap, sizeof *table);
-    if (table == NULL) return -1;
-    lv_presence old = *p;
-    p->table = table;
-    p->cap = cap;
-    for (uint32_t i = 0; i < old.cap; i++)
-        if (old.table[i])
-            p->table[slot_of(p, old.table[i]->name, old.table[i]->len, old.table[i]->hash)] =
-                old.table[i];
-    free(old.table);
-    return 0;
 }
 
 int lv_presence_add(lv_presence *p, lv_sub *sub, uint64_t id) {
     const char *name = sub->topic->name;
-    size_t len = sub->topic->name_len;
+    size_t len = sub->topic->key.len;
     int rc = -1;
     pthread_mutex_lock(&p->lock);
-    if ((p->count + 1) * 4 > p->cap * 3 && grow(p) != 0) goto out;
-    uint64_t h = sub->topic->hash; /* computed once, when the topic appeared */
-    uint32_t i = slot_of(p, name, len, h);
-    lv_presence_topic *t = p->table[i];
+    if (lv_names_reserve(&p->names) != 0) goto out;
+    uint64_t h = sub->topic->key.hash; /* computed once, when the topic appeared */
+    uint32_t i = lv_names_slot(&p->names, name, len, h);
+    lv_presence_topic *t = (lv_presence_topic *)p->names.slots[i];
     if (t == NULL) {
         t = calloc(1, sizeof *t + len);
         if (t == NULL) goto out;
-        t->hash = h;
-        t->len = len;
+        t->key = (lv_name_key){.hash = h, .len = len};
         memcpy(t->name, name, len);
-        p->table[i] = t;
-        p->count++;
+        lv_names_put(&p->names, i, &t->key);
     }
     if (t->count == t->cap) {
         uint32_t cap = t->cap ? t->cap * 2 : 4;
@@ -90,34 +66,19 @@ out:
     return rc;
 }
 
-/* Backward-shift deletion keeps linear probing correct without tombstones. */
-static void delete_slot(lv_presence *p, uint32_t i) {
-    uint32_t mask = p->cap - 1;
-    p->table[i] = NULL;
-    for (uint32_t j = (i + 1) & mask; p->table[j] != NULL; j = (j + 1) & mask) {
-        uint32_t home = (uint32_t)p->table[j]->hash & mask;
-        if (((j - home) & mask) >= ((j - i) & mask)) {
-            p->table[i] = p->table[j];
-            p->table[j] = NULL;
-            i = j;
-        }
-    }
-    p->count--;
-}
-
 void lv_presence_remove(lv_presence *p, lv_sub *sub) {
     const char *name = sub->topic->name;
-    size_t len = sub->topic->name_len;
+    size_t len = sub->topic->key.len;
     pthread_mutex_lock(&p->lock);
-    if (p->cap) {
-        uint32_t i = slot_of(p, name, len, sub->topic->hash);
-        lv_presence_topic *t = p->table[i];
+    if (p->names.cap) {
+        uint32_t i = lv_names_slot(&p->names, name, len, sub->topic->key.hash);
+        lv_presence_topic *t = (lv_presence_topic *)p->names.slots[i];
         uint32_t k = sub->presence_index;
         if (t && k < t->count && t->entries[k].sub == sub) {
             t->entries[k] = t->entries[--t->count];
             if (k < t->count) t->entries[k].sub->presence_index = k;
             if (t->count == 0) {
-                delete_slot(p, i);
+                lv_names_delete(&p->names, i);
                 free(t->entries);
                 free(t);
             }
@@ -129,12 +90,10 @@ void lv_presence_remove(lv_presence *p, lv_sub *sub) {
 size_t lv_presence_list(lv_presence *p, const char *topic, size_t len, uint64_t *ids, size_t cap) {
     size_t total = 0;
     pthread_mutex_lock(&p->lock);
-    if (p->cap) {
-        lv_presence_topic *t = p->table[slot_of(p, topic, len, lv_topic_hash(topic, len))];
-        if (t) {
-            total = t->count;
-            for (size_t i = 0; i < total && i < cap; i++) ids[i] = t->entries[i].id;
-        }
+    lv_presence_topic *t = lv_names_find(&p->names, topic, len, lv_name_hash(topic, len));
+    if (t) {
+        total = t->count;
+        for (size_t i = 0; i < total && i < cap; i++) ids[i] = t->entries[i].id;
     }
     pthread_mutex_unlock(&p->lock);
     return total;

@@ -22,8 +22,7 @@ typedef struct lv_presence_topic lv_presence_topic;
 /* The shared index. */
 typedef struct lv_presence {
     pthread_mutex_t lock;
-    lv_presence_topic **table; /* open addressing, linear probing */
-    uint32_t cap, count;
+    lv_name_table names; /* topic name -> lv_presence_topic */
 } lv_presence;
 
 /* One loop's pending joins and leaves. */

@@ -611,10 +611,10 @@ static void leave_open(clive_session *s) {
     s->state = LV_CLOSING;
     if (!s->overflowed) atomic_store(&s->shared_state, LV_SHARED_CLOSED);
     uint64_t before = l->topics.subscriptions;
-    uint32_t topics_before = l->topics.count;
+    uint32_t topics_before = l->topics.names.count;
     lv_topics_remove_all(&l->topics, &s->subs);
     lv_count(&l->counters.subscriptions, -(int64_t)(before - l->topics.subscriptions));
-    lv_count(&l->counters.topics, (int64_t)l->topics.count - (int64_t)topics_before);
+    lv_count(&l->counters.topics, (int64_t)l->topics.names.count - (int64_t)topics_before);
     lv_count(&l->counters.sessions, -1);
     free(s->msg);
     s->msg = NULL;

@@ -16,17 +16,9 @@
 #include <stdint.h>
 
 #include "clive.h"
+#include "names.h"
 
 typedef struct lv_topic lv_topic;
-
-/* The hash of a topic name (FNV-1a), shared by the topic registry and the presence index
- * so that the index can reuse the hash a topic already carries. Short names, and no keyed
- * hash needed: a client can only create topics the app lets it join. */
-static inline uint64_t lv_topic_hash(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    return h;
-}
 
 /* One (session, topic) pair, on the session's list and in the topic's array. */
 typedef struct lv_sub {
@@ -48,7 +40,7 @@ typedef struct lv_member {
 } lv_member;
 
 struct lv_topic {
-    uint64_t hash;
+    lv_name_key key; /* first: the name table's entry pointer is the topic's; name is name[] */
     lv_member *members;
     uint32_t count;
     uint32_t cap;
@@ -61,14 +53,11 @@ struct lv_topic {
     size_t pending_count;
     struct lv_topic *throttle_next; /* the loop's list of topics holding a publish back */
     bool throttle_listed;
-    size_t name_len;
     char name[];
 };
 
 typedef struct lv_topics {
-    lv_topic **table; /* open addressing, linear probing; NULL = empty slot */
-    uint32_t cap;     /* 0 or a power of two */
-    uint32_t count;   /* topics */
+    lv_name_table names; /* name -> lv_topic; names.count is the number of topics */
     uint64_t subscriptions;
     /* called before a subscription is freed (presence bookkeeping); may be NULL */
     void (*on_remove)(void *ctx, lv_sub *sub);
@@ -90,6 +79,9 @@ void lv_topics_remove_all(lv_topics *t, lv_sub **list);
 
 /* The topic, or NULL. */
 lv_topic *lv_topics_find(const lv_topics *t, const char *name, size_t len);
+
+/* Prepares an empty registry (zeroed, then this). */
+void lv_topics_init(lv_topics *t);
 
 /* Frees the table; every topic must already be empty. */
 void lv_topics_free(lv_topics *t);

@@ -1,4 +1,5 @@
 /* The per-loop topic registry: subscribe, unsubscribe, remove-all, growth and deletion. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,6 +12,7 @@ static char sessions[64];
 
 static void test_basic(void) {
     lv_topics t = {0};
+    lv_topics_init(&t);
     lv_sub *a = NULL, *b = NULL;
     CHECK(lv_topics_find(&t, "x", 1) == NULL);
     CHECK_INT(lv_topics_subscribe(&t, S(0), &a, "room", 4), 1);
@@ -24,13 +26,14 @@ static void test_basic(void) {
     CHECK(tp->count == 1 && tp->members[0].session == S(1) && tp->members[0].sub->index == 0);
     CHECK_INT(lv_topics_unsubscribe(&t, &b, "room", 4), 1);
     CHECK(lv_topics_find(&t, "room", 4) == NULL); /* an empty topic disappears */
-    CHECK_INT(t.count, 0);
+    CHECK_INT(t.names.count, 0);
     lv_topics_free(&t);
 }
 
 /* Many topics and sessions: growth, swap-removal indexes, backward-shift deletion. */
 static void test_many(void) {
     lv_topics t = {0};
+    lv_topics_init(&t);
     enum { SESSIONS = 40, TOPICS = 500 };
     lv_sub *lists[SESSIONS] = {0};
     char name[32];
@@ -43,7 +46,7 @@ static void test_many(void) {
     for (int k = 0; k < TOPICS; k++)
         for (int s = 0; s < SESSIONS; s++) expect += (k + s) % 3 == 0;
     CHECK_INT(t.subscriptions, expect);
-    CHECK_INT(t.count, TOPICS);
+    CHECK_INT(t.names.count, TOPICS);
     /* remove every third session entirely, then verify every index and every lookup */
     for (int s = 0; s < SESSIONS; s += 3) lv_topics_remove_all(&t, &lists[s]);
     long bad = 0, total = 0;
@@ -66,15 +69,64 @@ static void test_many(void) {
     CHECK_INT(bad, 0);
     CHECK_INT(t.subscriptions, total);
     for (int s = 0; s < SESSIONS; s++) lv_topics_remove_all(&t, &lists[s]);
-    CHECK_INT(t.count, 0);
+    CHECK_INT(t.names.count, 0);
     CHECK_INT(t.subscriptions, 0);
-    for (uint32_t i = 0; i < t.cap; i++) bad += t.table[i] != NULL;
+    for (uint32_t i = 0; i < t.names.cap; i++) bad += t.names.slots[i] != NULL;
     CHECK_INT(bad, 0);
     lv_topics_free(&t);
+}
+
+/* The shared name table under forced collisions: every entry's hash lands on one of three
+ * home slots, two of them at the end of the array so that probe runs wrap around; then
+ * deletions from the middle of runs, in two orders, with every lookup checked after each. */
+typedef struct named {
+    lv_name_key key;
+    char name[8];
+} named;
+
+static void check_all(lv_name_table *t, named *items, const int *present, int n, const char *when) {
+    long bad = 0;
+    for (int k = 0; k < n; k++) {
+        named *e = lv_names_find(t, items[k].name, items[k].key.len, items[k].key.hash);
+        bad += present[k] ? e != &items[k] : e != NULL;
+    }
+    CHECK_ROW(bad == 0, when);
+}
+
+static void test_name_table_collisions(void) {
+    enum { N = 11 }; /* 11 of 16 slots: the load stays under 3/4, so the table never grows */
+    for (int order = 0; order < 2; order++) {
+        lv_name_table t = {.name_offset = offsetof(named, name)};
+        named items[N];
+        int present[N];
+        for (int k = 0; k < N; k++) {
+            int n = snprintf(items[k].name, sizeof items[k].name, "n%d", k);
+            /* homes 14, 15 and 0 once the table has 16 slots */
+            items[k].key = (lv_name_key){.hash = (uint64_t)(14 + k % 3) | (uint64_t)k << 32, .len = (size_t)n};
+            CHECK(lv_names_reserve(&t) == 0);
+            uint32_t slot = lv_names_slot(&t, items[k].name, (size_t)n, items[k].key.hash);
+            CHECK(t.slots[slot] == NULL);
+            lv_names_put(&t, slot, &items[k].key);
+            present[k] = 1;
+        }
+        CHECK_INT(t.cap, 16);
+        check_all(&t, items, present, N, "all inserted");
+        for (int i = 0; i < N; i++) {
+            int k = order == 0 ? (i * 7) % N : N - 1 - i;
+            lv_names_delete(&t, lv_names_slot(&t, items[k].name, items[k].key.len, items[k].key.hash));
+            present[k] = 0;
+            char when[48];
+            snprintf(when, sizeof when, "order %d, after deleting n%d", order, k);
+            check_all(&t, items, present, N, when);
+        }
+        CHECK_INT(t.count, 0);
+        lv_names_free(&t);
+    }
 }
 
 int main(void) {
     test_basic();
     test_many();
+    test_name_table_collisions();
     return check_finish("topics");
 }

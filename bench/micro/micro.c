@@ -550,6 +550,7 @@ static void fan_world_init(fan_world *w, uint32_t n) {
     w->server->options.queue_bytes = 16u << 20;
     w->loop = xmalloc(sizeof *w->loop);
     w->loop->server = w->server;
+    lv_topics_init(&w->loop->topics);
     w->n = n;
     w->sessions = xmalloc(sizeof *w->sessions * n);
     for (uint32_t k = 0; k < n; k++) {
