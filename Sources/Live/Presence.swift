@@ -10,6 +10,12 @@ import Synchronization
 /// events listing many sessions rather than one event per join per subscriber.
 public struct PresenceOptions: Sendable {
     /// Publish join/leave events (the index for `who` is kept either way).
+    ///
+    /// Events cost bytes in proportion to members times joiners: when N sessions join one
+    /// topic at once, each member hears of every later joiner, about N²/2 entries in all
+    /// (batching makes that few frames, not fewer bytes). For rooms of thousands, limit
+    /// events to the topics that need them (`topicPrefixes`) and answer "who is here"
+    /// with `who` and `count`.
     public var events = true
     /// Publish events only for topics with one of these prefixes; empty: every topic.
     public var topicPrefixes: [String] = []
