@@ -14,7 +14,6 @@ builds fail on leaks and undefined behaviour.
 from __future__ import annotations
 
 import os
-import select
 import shlex
 import signal
 import subprocess
@@ -25,8 +24,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 
 import wsraw  # noqa: E402
+from process import read_first_line  # noqa: E402
 from wsraw import wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,21 +69,7 @@ class Server:
         self.returncode: int | None = None
 
     def _read_port(self) -> int:
-        deadline = time.monotonic() + START_TIMEOUT
-        line = b""
-        fd = self.proc.stdout.fileno()
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            r, _, _ = select.select([fd], [], [], max(0.0, left))
-            if not r:
-                self.proc.kill()
-                raise RuntimeError(f"{self.name} printed no PORT line within {START_TIMEOUT}s")
-            ch = os.read(fd, 1)
-            if not ch:
-                self.proc.wait()
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}) before listening:\n"
-                                   + self.stderr())
-            line += ch
+        line = read_first_line(self.proc, START_TIMEOUT, self.name, self.stderr)
         words = line.decode().split()
         assert len(words) == 2 and words[0] == "PORT", line
         return int(words[1])

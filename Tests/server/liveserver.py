@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
+from process import read_first_line  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -62,21 +65,7 @@ class LiveServer:
         self._wait_for_signal_handlers()
 
     def _read_address(self) -> tuple[str, int]:
-        deadline = time.monotonic() + START_TIMEOUT
-        fd = self.proc.stdout.fileno()
-        line = b""
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([fd], [], [], max(0.0, left))
-            if not ready:
-                self.kill()
-                raise RuntimeError(f"live-server printed no address within {START_TIMEOUT}s:\n{self.stderr()}")
-            ch = os.read(fd, 1)
-            if not ch:
-                self.proc.wait()
-                raise RuntimeError(f"live-server exited ({self.proc.returncode}) before listening:\n"
-                                   + self.stderr())
-            line += ch
+        line = read_first_line(self.proc, START_TIMEOUT, "live-server", self.stderr)
         m = ADDRESS_LINE.match(line)
         assert m, f"unexpected first line on stdout: {line!r}"
         return m.group(1).decode(), int(m.group(2))

@@ -1,0 +1,35 @@
+"""Process helpers shared by the two Python suites (Tests/e2e and Tests/server).
+
+Both start a server with --port 0 and learn its port from the first line it prints on
+stdout; both must fail with the server's own log when it dies or hangs before that line.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import time
+from typing import Callable
+
+
+def read_first_line(proc: subprocess.Popen, timeout: float, name: str, log: Callable[[], str]) -> bytes:
+    """The first line proc writes on stdout (with its newline), read byte by byte so that
+    nothing after it is consumed. Kills proc and raises RuntimeError, with log() in the
+    message, when the line does not come within `timeout` seconds or proc exits first."""
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    line = b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(0.0, left))
+        if not ready:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"{name} printed no first line within {timeout}s:\n{log()}")
+        ch = os.read(fd, 1)
+        if not ch:
+            proc.wait()
+            raise RuntimeError(f"{name} exited ({proc.returncode}) before listening:\n{log()}")
+        line += ch
+    return line
