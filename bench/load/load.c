@@ -18,7 +18,8 @@
  * Latency is end to end, from a timestamp the publisher puts in the body. Output: a
  * readable summary and one machine-readable line starting with "RESULT".
  * Connections come from source addresses 127.0.0.1-127.0.0.250 in turn, so that large
- * counts do not run out of ephemeral ports. */
+ * counts do not run out of ephemeral ports, and --workers W spreads them over W processes
+ * (one process may hold 20,000 descriptors here). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +35,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,11 +62,11 @@ typedef struct conn {
 
 static struct {
     const char *scenario, *host, *path, *label;
-    int port, connections, subscribers, window, body, pid, concurrency, slow;
+    int port, connections, subscribers, window, body, pid, concurrency, slow, workers;
     double duration, rate, warmup;
 } opt = {.host = "127.0.0.1", .path = "/ws", .label = "server", .port = 8080,
          .connections = 100, .subscribers = 1000, .window = 32, .body = 64, .concurrency = 256,
-         .duration = 10, .rate = 0, .warmup = 1};
+         .duration = 10, .rate = 0, .warmup = 1, .workers = 1};
 
 static int ep;
 static conn *conns;
@@ -559,6 +561,176 @@ static double process_cpu_seconds(int pid) {
 static double measured_cpu;        /* the generator's CPU seconds over the measured interval */
 static double measured_server_cpu; /* the server's (with --pid), or -1 */
 
+/* --- worker processes ---------------------------------------------------------------
+ * The hard limit here is 20,000 descriptors per process, so --workers W forks W processes,
+ * each opening its share of the connections (with their global indexes, so source
+ * addresses and topic names stay distinct). The parent opens none: it lets them all start
+ * at one moment, measures the server meanwhile, and adds their reports up into one RESULT
+ * line, merging the latency histograms. A window of publishes in flight needs every
+ * subscriber's progress in one process, so workers serve connect, echo, topics, and fanout
+ * at a fixed --rate (the publisher lives in worker 0; every worker knows which sequence
+ * numbers fall in the measured interval from the publish schedule, which starts at the
+ * common moment). */
+
+typedef struct report {
+    uint64_t deliveries, replies, round_trips, recvs, expected, got, published;
+    int open, dead, subscribers;
+    double secs, cpu;
+    histogram lat;
+} report;
+
+static int worker = -1; /* this process's index among the workers; -1: not a worker */
+static int ready_fd = -1, go_fd = -1, report_fd = -1;
+static uint64_t go_time; /* when every worker starts (CLOCK_MONOTONIC is system-wide) */
+
+static void write_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) die("worker pipe write");
+        c += w;
+        n -= (size_t)w;
+    }
+}
+
+static void read_all(int fd, void *p, size_t n) {
+    char *c = p;
+    while (n > 0) {
+        ssize_t r = read(fd, c, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) die("worker pipe read (a worker died?)");
+        c += r;
+        n -= (size_t)r;
+    }
+}
+
+/* A worker: says it is connected (and joined), then waits for the common start. */
+static void worker_barrier(void) {
+    if (worker < 0) return;
+    char b = 1;
+    write_all(ready_fd, &b, 1);
+    read_all(go_fd, &go_time, sizeof go_time);
+}
+
+static void sleep_until(uint64_t t) {
+    uint64_t now = now_ns();
+    if (t <= now) return;
+    struct timespec ts = {.tv_sec = (time_t)((t - now) / 1000000000ull), .tv_nsec = (long)((t - now) % 1000000000ull)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+static void print_result(const char *scenario, double secs, const char *extra);
+
+/* In the parent: forks the workers, runs the scenario through them and prints the result;
+ * returns the exit status. In a worker: returns -1 with `worker` set, and main goes on with
+ * this worker's share. */
+static int start_workers(void) {
+    int fan = strcmp(opt.scenario, "fanout") == 0, connect = strcmp(opt.scenario, "connect") == 0;
+    if (strcmp(opt.scenario, "presence") == 0 || (fan && (opt.rate <= 0 || opt.slow > 0))) {
+        fprintf(stderr, "--workers: connect, echo, topics, or fanout with --rate (no --slow)\n");
+        return 2;
+    }
+    int ready[2], go[2];
+    int(*reports)[2] = calloc((size_t)opt.workers, sizeof *reports);
+    pid_t *pids = calloc((size_t)opt.workers, sizeof *pids);
+    if (pipe(ready) != 0 || pipe(go) != 0) die("pipe");
+    long rss0 = opt.pid ? rss_kib(opt.pid) : -1;
+    for (int i = 0; i < opt.workers; i++) {
+        if (pipe(reports[i]) != 0) die("pipe");
+        pid_t pid = fork();
+        if (pid < 0) die("fork");
+        if (pid == 0) {
+            worker = i;
+            ready_fd = ready[1];
+            go_fd = go[0];
+            report_fd = reports[i][1];
+            close(ready[0]);
+            close(go[1]);
+            for (int j = 0; j <= i; j++) close(reports[j][0]);
+            return -1;
+        }
+        pids[i] = pid;
+        close(reports[i][1]);
+    }
+    close(ready[1]);
+    close(go[0]);
+    char *readies = malloc((size_t)opt.workers);
+    read_all(ready[0], readies, (size_t)opt.workers);
+    free(readies);
+    long rss1 = -1;
+    uint64_t t0 = now_ns() + 100000000ull; /* 100 ms for every worker to get the word */
+    if (connect) {
+        sleep_until(now_ns() + 1000000000ull); /* let the server settle */
+        rss1 = opt.pid ? rss_kib(opt.pid) : -1;
+        t0 = now_ns();
+    }
+    for (int i = 0; i < opt.workers; i++) write_all(go[1], &t0, sizeof t0);
+    double server_cpu0 = -1, server_cpu1 = -1;
+    if (!connect && opt.pid) {
+        sleep_until(t0 + (uint64_t)(opt.warmup * 1e9));
+        server_cpu0 = process_cpu_seconds(opt.pid);
+        sleep_until(t0 + (uint64_t)((opt.warmup + opt.duration) * 1e9));
+        server_cpu1 = process_cpu_seconds(opt.pid);
+    }
+    report sum = {0}, r;
+    histogram_init(&lat);
+    for (int i = 0; i < opt.workers; i++) {
+        read_all(reports[i][0], &r, sizeof r);
+        sum.deliveries += r.deliveries;
+        sum.replies += r.replies;
+        sum.round_trips += r.round_trips;
+        sum.recvs += r.recvs;
+        sum.expected += r.expected;
+        sum.got += r.got;
+        sum.open += r.open;
+        sum.dead += r.dead;
+        sum.subscribers += r.subscribers;
+        sum.cpu += r.cpu;
+        if (r.secs > sum.secs) sum.secs = r.secs;
+        if (i == 0) sum.published = r.published;
+        for (int p = 0; p < HIST_POW; p++)
+            for (int k = 0; k < HIST_SUB; k++) lat.buckets[p][k] += r.lat.buckets[p][k];
+        lat.count += r.lat.count;
+        if (r.lat.max > lat.max) lat.max = r.lat.max;
+    }
+    int failed = 0;
+    for (int i = 0; i < opt.workers; i++) {
+        int st;
+        waitpid(pids[i], &st, 0);
+        failed |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+    }
+    if (failed) fprintf(stderr, "warning: a worker failed\n");
+    if (connect) {
+        printf("RESULT scenario=connect server=%s connections=%d failed=%d seconds=%.2f handshakes_per_s=%.0f "
+               "rss_before_kib=%ld rss_after_kib=%ld rss_per_connection_kib=%.3f workers=%d\n",
+               opt.label, sum.open, sum.dead, sum.secs, sum.open / sum.secs, rss0, rss1,
+               opt.pid && sum.open ? (double)(rss1 - rss0) / sum.open : 0.0, opt.workers);
+        return 0;
+    }
+    deliveries = sum.deliveries;
+    replies = sum.replies;
+    round_trips = sum.round_trips;
+    recvs = sum.recvs;
+    measured_cpu = sum.cpu;
+    measured_server_cpu = server_cpu0 >= 0 && server_cpu1 >= 0 ? server_cpu1 - server_cpu0 : -1;
+    char extra[512];
+    if (fan) {
+        double write_interval_ms = recvs ? 1000.0 * sum.secs * sum.subscribers / (double)recvs : 0;
+        snprintf(extra, sizeof extra, "subscribers=%d window=0 rate=%.0f write_interval_ms=%.1f published=%llu "
+                 "lost=%llu lost_pct=%.2f dead=%d workers=%d",
+                 sum.subscribers, opt.rate, write_interval_ms, (unsigned long long)sum.published,
+                 (unsigned long long)(sum.expected - sum.got),
+                 sum.expected ? 100.0 * (double)(sum.expected - sum.got) / (double)sum.expected : 0, sum.dead,
+                 opt.workers);
+    } else {
+        snprintf(extra, sizeof extra, "connections=%d window=%d dead=%d workers=%d", sum.open,
+                 strcmp(opt.scenario, "topics") == 0 ? opt.window : 1, sum.dead, opt.workers);
+    }
+    print_result(opt.scenario, sum.secs, extra);
+    return failed ? 1 : 0;
+}
+
 static void print_result(const char *scenario, double secs, const char *extra) {
     double p50 = histogram_percentile(&lat, 50) / 1e6, p99 = histogram_percentile(&lat, 99) / 1e6,
            p999 = histogram_percentile(&lat, 99.9) / 1e6, max = (double)lat.max / 1e6;
@@ -577,7 +749,8 @@ static void usage(void) {
             "  [--connections N] [--subscribers S] [--window W] [--rate R/s] [--duration s]\n"
             "  [--body bytes] [--pid server-pid] [--label name] [--concurrency N]\n"
             "  [--slow K]  (fanout: K subscribers stop reading; with a latest-only topic they\n"
-            "              keep one unsent message each instead of overflowing)\n");
+            "              keep one unsent message each instead of overflowing)\n"
+            "  [--workers W]  (spread the connections over W processes: past ~19,900 of them)\n");
     exit(2);
 }
 
@@ -586,7 +759,8 @@ int main(int argc, char **argv) {
         {"port", 1, 0, 'p'}, {"host", 1, 0, 'h'}, {"path", 1, 0, 'P'}, {"connections", 1, 0, 'c'},
         {"subscribers", 1, 0, 's'}, {"window", 1, 0, 'w'}, {"rate", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"body", 1, 0, 'b'}, {"pid", 1, 0, 'i'}, {"label", 1, 0, 'l'},
-        {"concurrency", 1, 0, 'C'}, {"warmup", 1, 0, 'W'}, {"slow", 1, 0, 'S'}, {0, 0, 0, 0}};
+        {"concurrency", 1, 0, 'C'}, {"warmup", 1, 0, 'W'}, {"slow", 1, 0, 'S'},
+        {"workers", 1, 0, 'k'}, {0, 0, 0, 0}};
     if (argc < 2) usage();
     opt.scenario = argv[1];
     int ch;
@@ -607,6 +781,7 @@ int main(int argc, char **argv) {
         case 'C': opt.concurrency = atoi(optarg); break;
         case 'W': opt.warmup = atof(optarg); break;
         case 'S': opt.slow = atoi(optarg); break;
+        case 'k': opt.workers = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
         default: usage();
         }
     }
@@ -614,22 +789,39 @@ int main(int argc, char **argv) {
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
+    if (opt.workers > 1) {
+        int rc = start_workers();
+        if (worker < 0) return rc; /* the parent: done */
+    }
     ep = epoll_create1(EPOLL_CLOEXEC);
     histogram_init(&lat);
     int fan = is_fanout();
-    nconns = fan ? opt.subscribers + 1 : opt.connections;
+    /* this process's share: all of them, or a worker's slice (the publisher in worker 0) */
+    int total = fan ? opt.subscribers : opt.connections, lo = 0, hi = total;
+    if (worker >= 0) {
+        lo = (int)((long)total * worker / opt.workers);
+        hi = (int)((long)total * (worker + 1) / opt.workers);
+    }
+    int has_publisher = fan && worker <= 0;
+    nconns = hi - lo + has_publisher;
     if ((rlim_t)nconns + 64 > rl.rlim_cur) {
         fprintf(stderr, "need %d descriptors, limit %llu\n", nconns + 64, (unsigned long long)rl.rlim_cur);
         return 2;
     }
     conns = calloc((size_t)nconns, sizeof *conns);
     pending = calloc((size_t)nconns, sizeof *pending);
-    for (int i = 0; i < nconns; i++) conns[i].index = i;
+    for (int i = 0; i < nconns; i++) conns[i].index = lo + i;
     long rss0 = opt.pid ? rss_kib(opt.pid) : -1;
     double secs = connect_all();
     char extra[512];
 
     if (strcmp(opt.scenario, "connect") == 0) {
+        if (worker >= 0) {
+            worker_barrier(); /* the parent measures the server meanwhile */
+            report r = {.open = open_count(), .dead = dead_count(), .secs = secs};
+            write_all(report_fd, &r, sizeof r);
+            return 0;
+        }
         run_until(now_ns() + 1000000000ull, NULL, NULL); /* let the server settle */
         long rss1 = opt.pid ? rss_kib(opt.pid) : -1;
         printf("RESULT scenario=connect server=%s connections=%d failed=%d seconds=%.2f handshakes_per_s=%.0f "
@@ -657,7 +849,7 @@ int main(int argc, char **argv) {
                (unsigned long long)n * (n + 1) / 2);
         return 0;
     }
-    if (fan) {
+    if (has_publisher) {
         publisher = &conns[nconns - 1];
         publisher->role = 1;
         publisher->joined = 1; /* the publisher does not subscribe */
@@ -666,14 +858,14 @@ int main(int argc, char **argv) {
         if (conns[i].state != 2 || conns[i].role != 0) continue;
         char topic[32];
         if (is_topics())
-            snprintf(topic, sizeof topic, "t%d", i);
+            snprintf(topic, sizeof topic, "t%d", conns[i].index);
         else
             snprintf(topic, sizeof topic, "bench");
         if (fan || is_topics()) send_join(&conns[i], topic);
         else conns[i].joined = 1;
     }
     if (fan || is_topics()) run_until(now_ns() + 30000000000ull, all_joined, NULL);
-    if (fan) opt.subscribers = open_count() - 1;
+    if (fan) opt.subscribers = open_count() - (publisher != NULL);
     if (fan && opt.slow > 0) { /* these stop reading from now on */
         for (int i = 0, k = 0; i < nconns && k < opt.slow; i++) {
             if (conns[i].state != 2 || conns[i].role != 0) continue;
@@ -691,8 +883,13 @@ int main(int argc, char **argv) {
         rate_step_ns = opt.rate > 0 ? (uint64_t)(1e9 / opt.rate) : 0;
         rate_next_ns = now_ns();
     }
+    if (worker >= 0) { /* every worker starts at the same moment, the publish schedule too */
+        worker_barrier();
+        run_until(go_time, NULL, NULL);
+        rate_next_ns = go_time;
+    }
     /* warm-up, then measure */
-    run_until(now_ns() + (uint64_t)(opt.warmup * 1e9), NULL, tick);
+    run_until((worker >= 0 ? go_time : now_ns()) + (uint64_t)(opt.warmup * 1e9), NULL, tick);
     histogram_init(&lat);
     measuring = 1;
     t_measure_start = now_ns();
@@ -705,6 +902,14 @@ int main(int argc, char **argv) {
     measured_server_cpu = server_cpu0 >= 0 && server_cpu1 >= 0 ? server_cpu1 - server_cpu0 : -1;
     double msecs = (double)(now_ns() - t_measure_start) / 1e9;
     uint64_t measured_to_seq = next_seq;
+    if (fan && worker >= 0) {
+        /* the publishes scheduled within the measured interval (publish s goes out at
+         * go_time + s * step): the same range in every worker, publisher or not */
+        uint64_t w0 = (uint64_t)(opt.warmup * 1e9), w1 = (uint64_t)((opt.warmup + opt.duration) * 1e9);
+        measured_from_seq = (w0 + rate_step_ns - 1) / rate_step_ns;
+        measured_to_seq = (w1 + rate_step_ns - 1) / rate_step_ns;
+        if (measured_to_seq > seen_cap) measured_to_seq = seen_cap;
+    }
     if (fan) {
         /* drain: give stragglers up to 5 s to arrive, then count what is missing */
         if (opt.rate > 0) rate_step_ns = UINT64_MAX / 2, rate_next_ns = UINT64_MAX;
@@ -751,6 +956,18 @@ int main(int argc, char **argv) {
     } else {
         snprintf(extra, sizeof extra, "connections=%d window=%d dead=%d", open_count(),
                  is_topics() ? opt.window : 1, dead_count());
+    }
+    if (worker >= 0) {
+        report r = {.deliveries = deliveries, .replies = replies, .round_trips = round_trips, .recvs = recvs,
+                    .open = open_count(), .dead = dead_count(), .subscribers = opt.subscribers,
+                    .secs = msecs, .cpu = measured_cpu, .lat = lat};
+        if (fan) {
+            r.published = measured_to_seq - measured_from_seq;
+            r.expected = r.published * readers();
+            for (uint64_t s = measured_from_seq; s < measured_to_seq; s++) r.got += seen[s];
+        }
+        write_all(report_fd, &r, sizeof r);
+        return 0;
     }
     print_result(opt.scenario, msecs, extra);
     return 0;
