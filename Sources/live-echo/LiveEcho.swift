@@ -14,13 +14,13 @@ struct LiveEcho: AsyncParsableCommand {
 
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(help: "Port to bind; 0 picks a free one (printed as PORT <n>).") var port = 9001
-    @Option(help: "Event loops; 0 means one per usable CPU.") var loops = 0
+    @Option(help: "Event loops; 0 means one per usable CPU.") var eventLoops = 0
 
     func run() async throws {
         var options = Options()
         options.codec = RawCodec()
         options.codecs = []
-        options.eventLoops = loops > 0 ? loops : nil
+        options.eventLoops = eventLoops > 0 ? eventLoops : nil
         options.onMessage = { session, message in try? session.send(message) }
         let server = try Server(options: options)
         try server.listen(host: host, port: port)
