@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 
 import wsraw  # noqa: E402
-from process import read_first_line  # noqa: E402
+from process import read_first_line, run_cleanups, wait_or_kill  # noqa: E402
 from wsraw import wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,12 +83,7 @@ class Server:
             self.proc.send_signal(signal.SIGTERM)
 
     def wait(self, timeout: float = STOP_TIMEOUT) -> int:
-        try:
-            self.returncode = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"{self.name} did not exit within {timeout}s of SIGTERM\n" + self.stderr())
+        self.returncode = wait_or_kill(self.proc, timeout, self.name, self.stderr)
         self.proc.stdout.close()
         self.log.close()
         return self.returncode
@@ -158,12 +153,7 @@ class Live:
         self.cleanups.append(fn)
 
     def close_clients(self):
-        while self.cleanups:
-            fn = self.cleanups.pop()
-            try:
-                fn()
-            except Exception:  # a client already gone is fine here
-                pass
+        run_cleanups(self.cleanups)
 
     def stop(self, server: Server) -> int:
         """Stops a server inside a test, which then owns the exit-status check."""

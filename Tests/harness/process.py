@@ -33,3 +33,24 @@ def read_first_line(proc: subprocess.Popen, timeout: float, name: str, log: Call
             raise RuntimeError(f"{name} exited ({proc.returncode}) before listening:\n{log()}")
         line += ch
     return line
+
+
+def wait_or_kill(proc: subprocess.Popen, timeout: float, what: str, log: Callable[[], str]) -> int:
+    """proc's exit status once it exits; when it has not within `timeout` seconds, kills it
+    and fails the test with log() in the message."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"{what} did not exit within {timeout}s of a shutdown signal\n{log()}")
+
+
+def run_cleanups(cleanups: list) -> None:
+    """Runs the deferred cleanups, newest first; a client that is already gone is fine."""
+    while cleanups:
+        fn = cleanups.pop()
+        try:
+            fn()
+        except Exception:
+            pass

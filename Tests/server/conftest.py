@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from liveserver import LiveServer  # noqa: E402
+from process import run_cleanups  # noqa: E402
 
 
 class Servers:
@@ -38,12 +39,7 @@ class Servers:
         self.cleanups.append(fn)
 
     def finish(self):
-        while self.cleanups:
-            fn = self.cleanups.pop()
-            try:
-                fn()
-            except Exception:  # a client that is already gone is fine here
-                pass
+        run_cleanups(self.cleanups)
         failures = []
         for s in self.started:
             if s.returncode is None:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
-from process import read_first_line  # noqa: E402
+from process import read_first_line, wait_or_kill  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -113,14 +113,9 @@ class LiveServer:
 
     def wait(self, timeout: float = STOP_TIMEOUT) -> int:
         try:
-            self.returncode = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.returncode = wait_or_kill(self.proc, timeout, "live-server", lambda: self.stderr()[-6000:])
+        finally:
             self._close_pipes()
-            raise AssertionError(f"live-server did not exit within {timeout}s of a shutdown signal\n"
-                                 + self.stderr()[-6000:])
-        self._close_pipes()
         return self.returncode
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
