@@ -143,6 +143,25 @@ class Live:
         self.cleanups.append(c.close)
         return c
 
+    def upgrade_unless_full(self, server: Server) -> wsraw.RawClient | None:
+        """An upgraded client, or None when a --max-sessions server answered 503 (then it
+        must close the connection). For wait_for: a slot frees once the server has seen
+        another client's FIN."""
+        c = wsraw.RawClient(server.port)
+        try:
+            c.request()
+            resp = c.read_response()
+            if resp.status == 101:
+                self.cleanups.append(c.close)
+                return c
+            assert resp.status == 503, resp
+            c.expect_eof()
+        except Exception:
+            c.close()
+            raise
+        c.close()
+        return None
+
     def ws(self, server: Server, path: str = "/", **kw) -> wsraw.RawClient:
         """A raw client that has completed the upgrade."""
         c = self.raw(server)

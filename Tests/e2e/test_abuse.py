@@ -452,23 +452,7 @@ def test_max_sessions_51st_gets_503(live):
     clients[0].expect_close(1000)
     clients[0].close()
 
-    def try_upgrade():
-        c = RawClient(srv.port)
-        try:
-            c.request()
-            resp = c.read_response()
-            if resp.status == 101:
-                live.defer(c.close)
-                return c
-            assert resp.status == 503, resp
-            c.expect_eof()
-        except Exception:
-            c.close()
-            raise
-        c.close()
-        return None
-
-    new = wait_for(try_upgrade, timeout=30, what="a free session slot")
+    new = wait_for(lambda: live.upgrade_unless_full(srv), timeout=30, what="a free session slot")
     assert new.command("/sub t0") == "ok sub t0"
     for c in clients[1:]:
         c.close()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from wsraw import OP_TEXT, RawClient, accept_for, build_frame, http_get, new_key, wait_for
+from wsraw import OP_TEXT, accept_for, build_frame, http_get, new_key, wait_for
 
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
 RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -324,22 +324,7 @@ def test_max_sessions(live):
     b.expect_close(1000)
     b.close()
 
-    def try_upgrade():
-        c = RawClient(srv.port)
-        try:
-            c.request()
-            resp = c.read_response()
-            if resp.status == 101:
-                live.defer(c.close)
-                return c
-            assert resp.status == 503, resp
-        except Exception:
-            c.close()
-            raise
-        c.close()
-        return None
-
-    d = wait_for(try_upgrade, what="a free session slot")
+    d = wait_for(lambda: live.upgrade_unless_full(srv), what="a free session slot")
     d.send_text("d")
     assert d.recv_text() == "d"
 
