@@ -574,7 +574,7 @@ static double measured_server_cpu; /* the server's (with --pid), or -1 */
 
 typedef struct report {
     uint64_t deliveries, replies, round_trips, recvs, expected, got, published;
-    int open, dead, subscribers;
+    int open, dead, subscribers, readers; /* readers: subscribers that read (not --slow) */
     double secs, cpu;
     histogram lat;
 } report;
@@ -620,7 +620,8 @@ static void sleep_until(uint64_t t) {
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
-static void print_result(const char *scenario, double secs, const char *extra);
+static void print_connect(int open, int failed, double secs, long rss0, long rss1);
+static void print_report(const report *r, const char *more);
 
 /* In the parent: forks the workers, runs the scenario through them and prints the result;
  * returns the exit status. In a worker: returns -1 with `worker` set, and main goes on with
@@ -686,6 +687,7 @@ static int start_workers(void) {
         sum.open += r.open;
         sum.dead += r.dead;
         sum.subscribers += r.subscribers;
+        sum.readers += r.readers;
         sum.cpu += r.cpu;
         if (r.secs > sum.secs) sum.secs = r.secs;
         if (i == 0) sum.published = r.published;
@@ -702,11 +704,8 @@ static int start_workers(void) {
     }
     if (failed) fprintf(stderr, "warning: a worker failed\n");
     if (connect) {
-        printf("RESULT scenario=connect server=%s connections=%d failed=%d seconds=%.2f handshakes_per_s=%.0f "
-               "rss_before_kib=%ld rss_after_kib=%ld rss_per_connection_kib=%.3f workers=%d\n",
-               opt.label, sum.open, sum.dead, sum.secs, sum.open / sum.secs, rss0, rss1,
-               opt.pid && sum.open ? (double)(rss1 - rss0) / sum.open : 0.0, opt.workers);
-        return 0;
+        print_connect(sum.open, sum.dead, sum.secs, rss0, rss1);
+        return failed ? 1 : 0;
     }
     deliveries = sum.deliveries;
     replies = sum.replies;
@@ -714,20 +713,7 @@ static int start_workers(void) {
     recvs = sum.recvs;
     measured_cpu = sum.cpu;
     measured_server_cpu = server_cpu0 >= 0 && server_cpu1 >= 0 ? server_cpu1 - server_cpu0 : -1;
-    char extra[512];
-    if (fan) {
-        double write_interval_ms = recvs ? 1000.0 * sum.secs * sum.subscribers / (double)recvs : 0;
-        snprintf(extra, sizeof extra, "subscribers=%d window=0 rate=%.0f write_interval_ms=%.1f published=%llu "
-                 "lost=%llu lost_pct=%.2f dead=%d workers=%d",
-                 sum.subscribers, opt.rate, write_interval_ms, (unsigned long long)sum.published,
-                 (unsigned long long)(sum.expected - sum.got),
-                 sum.expected ? 100.0 * (double)(sum.expected - sum.got) / (double)sum.expected : 0, sum.dead,
-                 opt.workers);
-    } else {
-        snprintf(extra, sizeof extra, "connections=%d window=%d dead=%d workers=%d", sum.open,
-                 strcmp(opt.scenario, "topics") == 0 ? opt.window : 1, sum.dead, opt.workers);
-    }
-    print_result(opt.scenario, sum.secs, extra);
+    print_report(&sum, "");
     return failed ? 1 : 0;
 }
 
@@ -741,6 +727,37 @@ static void print_result(const char *scenario, double secs, const char *extra) {
            (unsigned long long)lat.count, 100.0 * measured_cpu / secs,
            measured_server_cpu < 0 ? -1.0 : 100.0 * measured_server_cpu / secs,
            recvs ? (double)(deliveries + replies + round_trips) / (double)recvs : 0.0, extra);
+}
+
+static void print_connect(int open, int failed, double secs, long rss0, long rss1) {
+    char w[32] = "";
+    if (opt.workers > 1) snprintf(w, sizeof w, " workers=%d", opt.workers);
+    printf("RESULT scenario=connect server=%s connections=%d failed=%d seconds=%.2f handshakes_per_s=%.0f "
+           "rss_before_kib=%ld rss_after_kib=%ld rss_per_connection_kib=%.3f%s\n",
+           opt.label, open, failed, secs, open / secs, rss0, rss1,
+           opt.pid && open ? (double)(rss1 - rss0) / open : 0.0, w);
+}
+
+/* The RESULT line of a measured scenario, from one process's report or the workers' sum
+ * (the counters print_result reads are this process's, or the sum the parent put there).
+ * `more` is appended to a fanout's fields (the --slow figures). */
+static void print_report(const report *r, const char *more) {
+    char extra[512], w[32] = "";
+    if (opt.workers > 1) snprintf(w, sizeof w, " workers=%d", opt.workers);
+    if (is_fanout()) {
+        /* How often each subscriber's socket had something to read: with one write per
+         * subscriber per flush pass, about the length of one pass over the subscribers. */
+        double write_interval_ms = r->recvs ? 1000.0 * r->secs * r->readers / (double)r->recvs : 0;
+        snprintf(extra, sizeof extra, "subscribers=%d window=%d rate=%.0f write_interval_ms=%.1f published=%llu "
+                 "lost=%llu lost_pct=%.2f dead=%d%s%s",
+                 r->subscribers, opt.rate > 0 ? 0 : opt.window, opt.rate, write_interval_ms,
+                 (unsigned long long)r->published, (unsigned long long)(r->expected - r->got),
+                 r->expected ? 100.0 * (double)(r->expected - r->got) / (double)r->expected : 0, r->dead, more, w);
+    } else {
+        snprintf(extra, sizeof extra, "connections=%d window=%d dead=%d%s", r->open, is_topics() ? opt.window : 1,
+                 r->dead, w);
+    }
+    print_result(opt.scenario, r->secs, extra);
 }
 
 static void usage(void) {
@@ -813,7 +830,6 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nconns; i++) conns[i].index = lo + i;
     long rss0 = opt.pid ? rss_kib(opt.pid) : -1;
     double secs = connect_all();
-    char extra[512];
 
     if (strcmp(opt.scenario, "connect") == 0) {
         if (worker >= 0) {
@@ -823,11 +839,7 @@ int main(int argc, char **argv) {
             return 0;
         }
         run_until(now_ns() + 1000000000ull, NULL, NULL); /* let the server settle */
-        long rss1 = opt.pid ? rss_kib(opt.pid) : -1;
-        printf("RESULT scenario=connect server=%s connections=%d failed=%d seconds=%.2f handshakes_per_s=%.0f "
-               "rss_before_kib=%ld rss_after_kib=%ld rss_per_connection_kib=%.3f\n",
-               opt.label, open_count(), dead_count(), secs, open_count() / secs, rss0, rss1,
-               opt.pid ? (double)(rss1 - rss0) / open_count() : 0.0);
+        print_connect(open_count(), dead_count(), secs, rss0, opt.pid ? rss_kib(opt.pid) : -1);
         return 0;
     }
     if (strcmp(opt.scenario, "presence") == 0) {
@@ -910,6 +922,9 @@ int main(int argc, char **argv) {
         measured_to_seq = (w1 + rate_step_ns - 1) / rate_step_ns;
         if (measured_to_seq > seen_cap) measured_to_seq = seen_cap;
     }
+    report r = {.deliveries = deliveries, .replies = replies, .round_trips = round_trips, .recvs = recvs,
+                .subscribers = opt.subscribers, .secs = msecs, .cpu = measured_cpu, .lat = lat};
+    char slow[160] = "";
     if (fan) {
         /* drain: give stragglers up to 5 s to arrive, then count what is missing */
         if (opt.rate > 0) rate_step_ns = UINT64_MAX / 2, rate_next_ns = UINT64_MAX;
@@ -922,9 +937,10 @@ int main(int argc, char **argv) {
             if (missing == 0) break;
             run_until(now_ns() + 20000000ull, NULL, NULL);
         }
-        uint64_t expected = (measured_to_seq - measured_from_seq) * readers(), got = 0;
-        for (uint64_t s = measured_from_seq; s < measured_to_seq; s++) got += seen[s];
-        char slow[160] = "";
+        r.readers = (int)readers();
+        r.published = measured_to_seq - measured_from_seq;
+        r.expected = r.published * readers();
+        for (uint64_t s = measured_from_seq; s < measured_to_seq; s++) r.got += seen[s];
         if (opt.slow > 0) { /* now read what the slow ones were left with */
             for (int i = 0; i < nconns; i++)
                 if (conns[i].paused) {
@@ -945,30 +961,13 @@ int main(int argc, char **argv) {
             snprintf(slow, sizeof slow, " slow=%d slow_closed_4008=%d slow_with_newest=%d slow_messages_each=%.1f",
                      opt.slow, closed, newest, (double)(got_slow - r0) / opt.slow);
         }
-        /* How often each subscriber's socket had something to read: with one write per
-         * subscriber per flush pass, about the length of one pass over the subscribers. */
-        double write_interval_ms = recvs ? 1000.0 * msecs * (double)readers() / (double)recvs : 0;
-        snprintf(extra, sizeof extra, "subscribers=%d window=%d rate=%.0f write_interval_ms=%.1f published=%llu lost=%llu lost_pct=%.2f dead=%d%s",
-                 opt.subscribers, opt.rate > 0 ? 0 : opt.window, opt.rate, write_interval_ms,
-                 (unsigned long long)(measured_to_seq - measured_from_seq),
-                 (unsigned long long)(expected - got), expected ? 100.0 * (double)(expected - got) / (double)expected : 0,
-                 dead_count(), slow);
-    } else {
-        snprintf(extra, sizeof extra, "connections=%d window=%d dead=%d", open_count(),
-                 is_topics() ? opt.window : 1, dead_count());
     }
+    r.open = open_count();
+    r.dead = dead_count();
     if (worker >= 0) {
-        report r = {.deliveries = deliveries, .replies = replies, .round_trips = round_trips, .recvs = recvs,
-                    .open = open_count(), .dead = dead_count(), .subscribers = opt.subscribers,
-                    .secs = msecs, .cpu = measured_cpu, .lat = lat};
-        if (fan) {
-            r.published = measured_to_seq - measured_from_seq;
-            r.expected = r.published * readers();
-            for (uint64_t s = measured_from_seq; s < measured_to_seq; s++) r.got += seen[s];
-        }
         write_all(report_fd, &r, sizeof r);
         return 0;
     }
-    print_result(opt.scenario, msecs, extra);
+    print_report(&r, slow);
     return 0;
 }
