@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 
 import wsraw  # noqa: E402
-from process import read_first_line, run_cleanups, wait_or_kill  # noqa: E402
+from process import exit_failures, read_first_line, run_cleanups, wait_or_kill  # noqa: E402
 from wsraw import wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,14 +192,7 @@ class Live:
                     failures.append(f"{s.name}: {e}")
         for s in self.servers:
             s.terminate()
-        for s in self.servers:
-            try:
-                rc = s.wait() if s.returncode is None else s.returncode
-            except AssertionError as e:
-                failures.append(str(e))
-                continue
-            if rc != 0:
-                failures.append(f"{s.name} {' '.join(s.argv[1:])} exited with {rc}:\n{s.stderr()[-6000:]}")
+        failures += exit_failures(self.servers, lambda s: s.name)
         assert not failures, "\n\n".join(failures)
 
 

@@ -54,3 +54,20 @@ def run_cleanups(cleanups: list) -> None:
             fn()
         except Exception:
             pass
+
+
+def exit_failures(servers, name: Callable[[object], str]) -> list[str]:
+    """Waits out each server (already sent its shutdown signal) and describes every one that
+    did not exit 0, with the end of its log. A server needs wait(), returncode, argv and
+    stderr()."""
+    failures = []
+    for s in servers:
+        try:
+            rc = s.wait() if s.returncode is None else s.returncode
+        except AssertionError as e:
+            failures.append(str(e))
+            continue
+        if rc != 0:
+            failures.append(f"{name(s)} {' '.join(s.argv[1:])} exited with {rc} after SIGTERM:\n"
+                            + s.stderr()[-6000:])
+    return failures

@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from liveserver import LiveServer  # noqa: E402
-from process import run_cleanups  # noqa: E402
+from process import exit_failures, run_cleanups  # noqa: E402
 
 
 class Servers:
@@ -44,17 +44,8 @@ class Servers:
         for s in self.started:
             if s.returncode is None:
                 s.send_signal(signal.SIGTERM)
-        for s in self.started:
-            if s.killed:
-                continue  # killed on purpose by the test
-            try:
-                rc = s.wait() if s.returncode is None else s.returncode
-            except AssertionError as e:
-                failures.append(str(e))
-                continue
-            if rc != 0:
-                failures.append(f"live-server {' '.join(s.argv[1:])} exited with {rc} after SIGTERM:\n"
-                                + s.stderr()[-6000:])
+        # those the test killed on purpose owe no exit status
+        failures += exit_failures([s for s in self.started if not s.killed], lambda s: "live-server")
         assert not failures, "\n\n".join(failures)
 
 
