@@ -27,6 +27,9 @@ public final class Server: Service, Sendable {
     /// Who is subscribed to each topic, across every event loop (needs `Options.presence`).
     public var presence: Presence { Presence(core: core) }
 
+    /// Creates a server (not yet listening).
+    /// - Throws: `OptionsError` naming the first option out of its range, or
+    ///   `ServerError` when the core cannot be set up (threads, memory).
     public init(options: Options = Options()) throws {
         core = try ServerCore(options: options)
     }
@@ -34,6 +37,9 @@ public final class Server: Service, Sendable {
     deinit { core.shutdown() }
 
     /// Binds the address; port 0 picks a free port (read it from `port` afterwards).
+    /// - Throws: `ServerError` saying what failed, e.g. "address 127.0.0.1:8080 already
+    ///   in use" (another process holds the port, unless both set `Options.sharePort`), or
+    ///   that the port is outside 0...65535.
     public func listen(host: String = "127.0.0.1", port: Int) throws {
         try core.listen(host: host, port: port)
     }

@@ -38,6 +38,7 @@ final class ServerCore: @unchecked Sendable {
         defaultSlot = options.defaultCodecSlot
         logger = options.logger
         sessionsPerSlot = codecs.map { _ in Counter() }
+        try options.validate()
         var server: OpaquePointer?
         let rc = options.withCOptions { c in
             c.callbacks.on_request = liveOnRequest
@@ -57,9 +58,14 @@ final class ServerCore: @unchecked Sendable {
     var callbackContext: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
     func listen(host: String, port: Int) throws {
-        guard (0...65535).contains(port) else { throw ServerError(CLIVE_EINVAL.rawValue) }
+        guard (0...65535).contains(port) else {
+            throw ServerError(CLIVE_EINVAL.rawValue, description: "port \(port) is outside 0...65535")
+        }
         let rc = clive_server_listen(handle, host, UInt16(port))
-        guard rc == CLIVE_OK.rawValue else { throw ServerError(rc) }
+        guard rc == CLIVE_OK.rawValue else {
+            let why = clive_server_error(handle).map { String(cString: $0) } ?? ""
+            throw ServerError(rc, description: why.isEmpty ? nil : why)
+        }
     }
 
     var port: Int { Int(clive_server_port(handle)) }
@@ -355,13 +361,15 @@ private struct SendableHandle: @unchecked Sendable {
     init(_ handle: OpaquePointer) { self.handle = handle }
 }
 
-/// A failure of the server itself (binding, threads), with the core's description.
+/// A failure of the server itself (binding, threads), with the core's description, e.g.
+/// "address 127.0.0.1:8080 already in use".
 public struct ServerError: Error, Sendable, CustomStringConvertible {
+    /// The core's error code (a negative `clive_error`).
     public let code: Int
     public let description: String
 
-    init(_ rc: Int32) {
+    init(_ rc: Int32, description: String? = nil) {
         code = Int(rc)
-        description = String(cString: clive_strerror(rc))
+        self.description = description ?? String(cString: clive_strerror(rc))
     }
 }
