@@ -8,9 +8,11 @@ import Synchronization
 /// its callbacks into `Request`, `Session`, `Message` and `CloseReason`, and encodes
 /// publishes once per codec in use.
 ///
-/// A `Session` object is attached to its C session as a retained user pointer just before
-/// the upgrade is accepted, and detached (exactly once, with `clive_session_take_user`) by
-/// `on_close`, which is where the C core guarantees the last callback.
+/// While `onAuth` (or `onHTTP`) runs, a `PendingRequest` is the C session's retained user
+/// pointer; a `Session` object replaces it just before the upgrade is accepted. Either is
+/// detached exactly once, with `clive_session_take_user`: by the task when it answers, or
+/// by `on_close` (where the C core guarantees the last callback), which then cancels the
+/// task of a connection that went away.
 final class ServerCore: @unchecked Sendable {
     // @unchecked: `handle` is only used through clive functions documented "any thread";
     // everything else is immutable or synchronised.
@@ -262,26 +264,25 @@ private let liveOnRequest: @convention(c) (OpaquePointer?, UnsafePointer<clive_r
             core.accept(handle, meta: Meta(), slot: slot)
             return
         }
-        clive_session_retain(handle)
-        let pending = SendableHandle(handle)
-        Task {
-            defer { clive_session_release(pending.handle) }
+        PendingRequest.start(handle) { pending in
             do {
                 let meta = try await onAuth(req)
+                guard pending.takeBack() else { return }
                 core.accept(pending.handle, meta: meta, slot: slot)
             } catch let rejection as Rejection {
-                core.respond(pending.handle, status: rejection.status.code, body: Bytes(rejection.body))
+                guard pending.takeBack() else { return }
+                core.respond(pending.handle, status: rejection.status.code, headers: rejection.headers,
+                             body: Bytes(rejection.body))
             } catch {
+                guard pending.takeBack() else { return }
                 core.logger.debug("upgrade refused by onAuth", metadata: ["error": "\(error)"])
                 core.respond(pending.handle, status: 401, body: Bytes())
             }
         }
     } else if let onHTTP = core.options.onHTTP {
-        clive_session_retain(handle)
-        let pending = SendableHandle(handle)
-        Task {
-            defer { clive_session_release(pending.handle) }
+        PendingRequest.start(handle) { pending in
             let response = await onHTTP(req)
+            guard pending.takeBack() else { return }
             core.respond(pending.handle, status: response.status.code, headers: response.headers,
                          body: response.body)
         }
@@ -316,7 +317,13 @@ private let liveOnClose: @convention(c) (OpaquePointer?, clive_close_kind, Int32
     handle, kind, code, reason, reasonLength, user in
     guard let handle, let p = clive_session_take_user(handle) else { return }
     let core = core(user)
-    let session = Unmanaged<Session>.fromOpaque(p).takeRetainedValue()
+    let attached = Unmanaged<AnyObject>.fromOpaque(p).takeRetainedValue()
+    if let pending = attached as? PendingRequest {
+        // The connection went away while onAuth or onHTTP ran: stop the work for it.
+        pending.cancel()
+        return
+    }
+    let session = attached as! Session
     core.sessionsPerSlot[session.codecSlot].value.subtract(1, ordering: .relaxed)
     if core.options.presence?.publicField != nil {
         // leave events list ids only, so the value is not needed any more
@@ -355,11 +362,6 @@ final class Counter: Sendable {
     let value = Atomic<Int>(0)
 }
 
-/// A C session handle moved into a task; retained by the code that creates it.
-private struct SendableHandle: @unchecked Sendable {
-    let handle: OpaquePointer
-    init(_ handle: OpaquePointer) { self.handle = handle }
-}
 
 /// A failure of the server itself (binding, threads), with the core's description, e.g.
 /// "address 127.0.0.1:8080 already in use".
