@@ -17,7 +17,7 @@ public enum CloseReason: Sendable, Hashable {
     case rateLimited
     /// The server shut down (closed with 1001).
     case shutdown
-    /// The TCP connection ended without a close frame, or the session never opened.
+    /// The TCP connection ended without a close frame.
     case connectionLost
 }
 

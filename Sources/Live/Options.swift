@@ -94,8 +94,9 @@ public struct Options: Sendable {
     /// order. It must not block: hand slow work to a `Task` (see the README).
     public var onMessage: (@Sendable (Session, Message) -> Void)? = nil
 
-    /// Called exactly once per session that `onAuth` accepted, when it ends, after it was
-    /// unsubscribed from every topic. On the session's event-loop thread.
+    /// Called exactly once per session that opened (`onAuth` accepted it and the
+    /// handshake completed), when it ends, after it was unsubscribed from every topic. On
+    /// the session's event-loop thread.
     public var onClose: (@Sendable (Session, CloseReason) -> Void)? = nil
 
     /// Answers plain HTTP requests on the same port (a health check, a page). Runs in a

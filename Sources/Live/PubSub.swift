@@ -7,6 +7,8 @@ public protocol PubSub: Sendable {
     /// Removes a subscription; a no-op when absent.
     func unsubscribe(_ session: Session, from topic: String) throws
     /// Sends a message to every session subscribed to the topic.
+    /// - Throws: `SessionError.invalidTopic` for an invalid topic, `SessionError.closed`
+    ///   once the server is shutting down or gone.
     func publish(_ message: Message, to topic: String) throws
 }
 

@@ -75,6 +75,25 @@ public final class Server: Service, Sendable {
         }
     }
 
+    /// The open session with this id, if any: sessions are registered when they are
+    /// accepted and removed just before `onClose`, so that an app can act on one it only
+    /// knows the id of (an admin closing an abusive client, a presence list's entry).
+    public func session(id: Session.ID) -> Session? {
+        guard let key = UInt64(id) else { return nil }
+        return core.sessions.withLock { $0[key] }
+    }
+
+    /// The core's counters, summed over event loops: a snapshot, read without waiting.
+    public var stats: Stats { core.stats }
+
+    /// Sends a message to every open session, encoded once per codec in use and shared,
+    /// as `pubsub.publish` does for a topic's subscribers (a session whose codec cannot
+    /// carry the message is skipped for it, counted in `skippedEncodes`).
+    /// - Throws: `SessionError.closed` once the server is shutting down.
+    public func broadcast(_ message: Message) throws {
+        try core.broadcast(message)
+    }
+
     /// Publishes through a codec error for subscribers whose codec could not encode a
     /// message: how many (codec, publish) pairs were skipped so far.
     public var skippedEncodes: Int { core.skippedEncodes.load(ordering: .relaxed) }

@@ -26,6 +26,11 @@ final class ServerCore: @unchecked Sendable {
     let skippedEncodes = Atomic<Int>(0)
     /// Public presence values (`PresenceOptions.publicField`) of open sessions, by id.
     let publicValues = Mutex<[UInt64: String]>([:])
+    /// Sessions from accept to on_close, by id (`Server.session(id:)`).
+    let sessions = Mutex<[UInt64: Session]>([:])
+    /// Set by `shutdown()`: publishes and broadcasts then throw `SessionError.closed`
+    /// without encoding anything.
+    let shuttingDown = Atomic<Bool>(false)
     private let state = Mutex(State())
 
     private struct State {
@@ -104,7 +109,10 @@ final class ServerCore: @unchecked Sendable {
         clive_server_set_callback_user(handle, callbackContext)
     }
 
-    func shutdown() { clive_server_shutdown(handle) }
+    func shutdown() {
+        shuttingDown.store(true, ordering: .relaxed)
+        clive_server_shutdown(handle)
+    }
 
     /// Returns once the loops have stopped (at once if they never started).
     func waitUntilStopped() async {
@@ -134,14 +142,25 @@ final class ServerCore: @unchecked Sendable {
             publicValues.withLock { $0[clive_session_id(handle)] = value.description }
         }
         sessionsPerSlot[slot].value.add(1, ordering: .relaxed)
+        sessions.withLock { $0[clive_session_id(handle)] = session }
         clive_session_set_user(handle, Unmanaged.passRetained(session).toOpaque())
         if clive_session_accept(handle, UInt32(slot)) != CLIVE_OK.rawValue {
             // Too late (the handshake timed out): detach unless on_close already did.
             if let p = clive_session_take_user(handle) {
-                Unmanaged<Session>.fromOpaque(p).release()
-                sessionsPerSlot[slot].value.subtract(1, ordering: .relaxed)
+                forget(Unmanaged<Session>.fromOpaque(p).takeRetainedValue())
             }
         }
+    }
+
+    /// Undoes what `accept` recorded about a session that has ended.
+    func forget(_ session: Session) {
+        let id = clive_session_id(session.handle)
+        sessionsPerSlot[session.codecSlot].value.subtract(1, ordering: .relaxed)
+        if options.presence?.publicField != nil {
+            // leave events list ids only, so the value is not needed any more
+            _ = publicValues.withLock { $0.removeValue(forKey: id) }
+        }
+        _ = sessions.withLock { $0.removeValue(forKey: id) }
     }
 
     func respond(_ handle: OpaquePointer, status: Int, headers: HTTPFields = [:], body: Bytes) {
@@ -205,8 +224,29 @@ final class ServerCore: @unchecked Sendable {
     // MARK: publishing
 
     func publish(_ message: Message, to topic: String) throws {
-        var frames = [OpaquePointer?](repeating: nil, count: codecs.count)
+        if shuttingDown.load(ordering: .relaxed) { throw SessionError.closed }
+        let frames = encodeForSessions(message, what: topic)
         defer { frames.forEach { if let f = $0 { clive_frame_release(f) } } }
+        var topic = topic
+        let rc = topic.withUTF8 { t in
+            frames.withUnsafeBufferPointer { clive_publish(handle, t.baseAddress, t.count, $0.baseAddress, $0.count) }
+        }
+        try SessionError.check(rc)
+    }
+
+    func broadcast(_ message: Message) throws {
+        if shuttingDown.load(ordering: .relaxed) { throw SessionError.closed }
+        let frames = encodeForSessions(message, what: "(broadcast)")
+        defer { frames.forEach { if let f = $0 { clive_frame_release(f) } } }
+        let rc = frames.withUnsafeBufferPointer { clive_broadcast(handle, $0.baseAddress, $0.count) }
+        try SessionError.check(rc)
+    }
+
+    /// The message encoded once for each codec that open sessions use (nil for the others,
+    /// and for a codec that cannot carry it, which is counted and logged); the caller
+    /// releases the frames.
+    private func encodeForSessions(_ message: Message, what topic: String) -> [OpaquePointer?] {
+        var frames = [OpaquePointer?](repeating: nil, count: codecs.count)
         for slot in codecs.indices where sessionsPerSlot[slot].value.load(ordering: .relaxed) > 0 {
             do {
                 frames[slot] = makeCFrame(try codecs[slot].encode(message))
@@ -217,12 +257,7 @@ final class ServerCore: @unchecked Sendable {
                 ])
             }
         }
-        var topic = topic
-        let rc = topic.withUTF8 { t in
-            frames.withUnsafeBufferPointer { clive_publish(handle, t.baseAddress, t.count, $0.baseAddress, $0.count) }
-        }
-        if rc == CLIVE_EINVAL.rawValue { throw SessionError.invalidTopic }
-        if rc != CLIVE_OK.rawValue { throw ServerError(rc) }
+        return frames
     }
 }
 
@@ -307,7 +342,7 @@ private let liveOnMessage: @convention(c) (OpaquePointer?, Int32, UnsafePointer<
         core.logger.debug("closing session: undecodable frame", metadata: [
             "session": "\(session.id)", "error": "\(error)",
         ])
-        session.close(code: wrongKind ? 1003 : 1007, reason: wrongKind ? "wrong frame kind" : "cannot decode")
+        session.closeUnchecked(code: wrongKind ? 1003 : 1007, reason: wrongKind ? "wrong frame kind" : "cannot decode")
         return
     }
     core(user).options.onMessage?(session, message)
@@ -324,10 +359,11 @@ private let liveOnClose: @convention(c) (OpaquePointer?, clive_close_kind, Int32
         return
     }
     let session = attached as! Session
-    core.sessionsPerSlot[session.codecSlot].value.subtract(1, ordering: .relaxed)
-    if core.options.presence?.publicField != nil {
-        // leave events list ids only, so the value is not needed any more
-        _ = core.publicValues.withLock { $0.removeValue(forKey: clive_session_id(handle)) }
+    core.forget(session)
+    if kind == CLIVE_CLOSED_NOT_OPENED {
+        // The handshake timed out between onAuth's answer and the accept: the session
+        // never opened, so there is nothing to report.
+        return
     }
     let text = string(reason, reasonLength)
     let why: CloseReason
