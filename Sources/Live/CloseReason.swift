@@ -7,7 +7,9 @@ public enum CloseReason: Sendable, Hashable {
     /// The client broke RFC 6455: 1002 protocol error, 1007 invalid UTF-8, 1009 too big.
     case protocolError(code: UInt16)
     /// A frame the session's codec could not decode (closed with 1007, or 1003 for the
-    /// wrong frame kind).
+    /// wrong frame kind), or a message whose `ref` was longer than `Options.maxRefLength`
+    /// (closed with 1008 "ref too long"; the string starts with "ref too long"). Both are
+    /// messages the server refused to take in, before `onMessage` saw them.
     case decodeError(String)
     /// The session's send queue overflowed: it read too slowly (closed with 4008).
     case queueOverflow

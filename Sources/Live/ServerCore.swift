@@ -31,6 +31,8 @@ final class ServerCore: @unchecked Sendable {
     /// Set by `shutdown()`: publishes and broadcasts then throw `SessionError.closed`
     /// without encoding anything.
     let shuttingDown = Atomic<Bool>(false)
+    /// `options.maxRefLength`, read for every received message.
+    let maxRefLength: Int
     private let state = Mutex(State())
 
     private struct State {
@@ -44,6 +46,7 @@ final class ServerCore: @unchecked Sendable {
         codecs = options.codecTable
         defaultSlot = options.defaultCodecSlot
         logger = options.logger
+        maxRefLength = options.maxRefLength
         sessionsPerSlot = codecs.map { _ in Counter() }
         try options.validate()
         var server: OpaquePointer?
@@ -345,7 +348,19 @@ private let liveOnMessage: @convention(c) (OpaquePointer?, Int32, UnsafePointer<
         session.closeUnchecked(code: wrongKind ? 1003 : 1007, reason: wrongKind ? "wrong frame kind" : "cannot decode")
         return
     }
-    core(user).options.onMessage?(session, message)
+    let core = core(user)
+    // A ref is echoed in every reply: a long one would let a client multiply what it makes
+    // the server send, so it ends the session before any handler sees it.
+    let refBytes = message.ref.utf8.count
+    if refBytes > core.maxRefLength {
+        session.decodeFailure.withLock { $0 = "ref too long (\(refBytes) bytes, over maxRefLength \(core.maxRefLength))" }
+        core.logger.debug("closing session: ref too long", metadata: [
+            "session": "\(session.id)", "bytes": "\(refBytes)",
+        ])
+        session.closeUnchecked(code: 1008, reason: "ref too long")
+        return
+    }
+    core.options.onMessage?(session, message)
 }
 
 private let liveOnClose: @convention(c) (OpaquePointer?, clive_close_kind, Int32, UnsafePointer<CChar>?, Int, UnsafeMutableRawPointer?) -> Void = {

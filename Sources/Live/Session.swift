@@ -109,8 +109,11 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
     case closed
     /// The session's send queue overflowed; it is closing with 4008.
     case queueOverflow
-    /// A topic was empty or longer than 65,535 bytes.
+    /// A topic was empty or longer than `Options.maxTopicLength` bytes.
     case invalidTopic
+    /// A subscribe would exceed `Options.maxTopicsPerSession` for this session or
+    /// `Options.maxTopics` for the server; the session keeps its other topics.
+    case tooManyTopics
     /// `Session.close` was given a code a server may not send.
     case invalidCloseCode(UInt16)
     /// `Session.close` was given a reason longer than a close frame holds (123 bytes).
@@ -122,6 +125,7 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
         case CLIVE_OK.rawValue: return
         case CLIVE_EOVERFLOW.rawValue: throw SessionError.queueOverflow
         case CLIVE_EINVAL.rawValue: throw SessionError.invalidTopic
+        case CLIVE_ELIMIT.rawValue: throw SessionError.tooManyTopics
         case CLIVE_ENOMEM.rawValue: throw SessionError.outOfMemory
         default: throw SessionError.closed
         }
@@ -131,7 +135,9 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .closed: return "the session is closed (or its server is shutting down)"
         case .queueOverflow: return "the session's send queue overflowed; it is closing (4008)"
-        case .invalidTopic: return "a topic must be 1 to 65,535 bytes"
+        case .invalidTopic: return "a topic must be 1 to Options.maxTopicLength bytes (255 unless configured)"
+        case .tooManyTopics:
+            return "too many topics: Options.maxTopicsPerSession (for the session) or Options.maxTopics (for the server) reached"
         case .invalidCloseCode(let code):
             return "close code \(code) may not be sent (use 1000, 1001, 1003, 1007-1014 or 3000-4999)"
         case .closeReasonTooLong(let bytes): return "a close reason is at most 123 bytes of UTF-8, got \(bytes)"
