@@ -3,6 +3,8 @@ import Logging
 /// How a `Server` behaves: codecs, limits, timeouts and the handlers.
 ///
 /// Every default is what a public-facing server wants; `docs/CORE.md` gives each reason.
+/// Every option is range-checked when a `Server` is created, which throws an
+/// `OptionsError` naming the first one out of range.
 public struct Options: Sendable {
     /// The codec of a client that asks for no subprotocol (or none the server speaks); a
     /// client may also ask for it by name.

@@ -197,11 +197,13 @@ struct NotAllowed: Error {}
     @Test func onAuthIsCancelledByTheHandshakeTimeout() async throws {
         let outcome = Recorder<String>()
         let ts = try TestServer { o in
-            o.handshakeTimeout = .milliseconds(200)
+            // long enough for the request to reach onAuth on a loaded machine (under ASan)
+            o.handshakeTimeout = .seconds(1)
             o.onAuth = { _ in await sleepReportingCancellation(outcome) }
         }
         let client = try await WSClient.tcp(port: ts.port)
         try client.sendUpgradeRequest(port: ts.port)
+        try await ts.events.wait("onAuth to be called") { !$0.requests.isEmpty }
         #expect(try await outcome.wait("onAuth to end") { !$0.isEmpty } == ["cancelled"])
         try await ts.stop(client)
         #expect(ts.events.items.closes.isEmpty)
