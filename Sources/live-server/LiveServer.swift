@@ -74,7 +74,7 @@ struct LiveServer: AsyncParsableCommand {
         try server.listen(host: host, port: port)
         try server.start()
         let base = host.contains(":") ? "[\(host)]:\(server.port)" : "\(host):\(server.port)"
-        let announce = Announcement(line: "live-server: http://\(base)/  ws://\(base)/ws", logger: logger)
+        let announce = Announcement(line: "live-server: http://\(base)/  ws://\(base)/ws")
         let group = ServiceGroup(
             configuration: .init(services: [server, announce], gracefulShutdownSignals: [.sigterm, .sigint],
                                  logger: logger))
