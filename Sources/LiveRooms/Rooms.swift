@@ -11,7 +11,8 @@ import Synchronization
 /// | `{"type":"leave","topic":T,"ref":R}` | unsubscribe from T |
 /// | `{"type":"publish","topic":T,"body":B,"ref":R}` | every subscriber of T gets `{"type":"message","topic":T,"body":B}` |
 /// | `{"type":"echo",...}` | the same message comes back |
-/// | `{"type":"who","topic":T,"ref":R}` | `{"type":"reply","ref":R,"topic":T,"body":[ids]}` (with `Options.presence`) |
+/// | `{"type":"who","topic":T,"ref":R}` | `{"type":"reply","ref":R,"topic":T,"body":[ids]}`: at most `whoLimit` members (with `Options.presence`) |
+/// | `{"type":"count","topic":T,"ref":R}` | `{"type":"reply","ref":R,"topic":T,"body":{"count":N}}`: how many members (with `Options.presence`) |
 ///
 /// With a non-empty `ref`, the sender gets `{"type":"reply","ref":R,"topic":T}` once the
 /// action took effect, or `{"type":"error","ref":R,"body":{"reason":"..."}}` when it did
@@ -27,10 +28,15 @@ public final class Rooms: Sendable {
     public typealias Authorize = @Sendable (Session, Action, String) -> Bool
 
     private let authorize: Authorize?
+    /// The most members a `who` reply lists; `count` gives the true size.
+    public let whoLimit: Int
     private let server = Mutex<(pubsub: InProcessPubSub, presence: Presence)?>(nil)
 
-    public init(authorize: Authorize? = nil) {
+    /// `whoLimit` bounds a `who` reply (default 100): without it, one short request on a
+    /// topic of thousands would answer tens of kilobytes, a cheap amplifier.
+    public init(authorize: Authorize? = nil, whoLimit: Int = 100) {
         self.authorize = authorize
+        self.whoLimit = max(0, whoLimit)
     }
 
     /// Makes a server whose sessions speak these conventions. Messages of other types go to
@@ -69,7 +75,10 @@ public final class Rooms: Sendable {
                 return
             case "who":
                 try requireTopic(topic)
-                replyBody = presence.whoJSON(topic)
+                replyBody = presence.whoJSON(topic, limit: whoLimit)
+            case "count":
+                try requireTopic(topic)
+                replyBody = Bytes(#"{"count":\#(presence.count(topic))}"#)
             default:
                 if let fallback {
                     fallback(session, message)
