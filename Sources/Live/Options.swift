@@ -22,6 +22,42 @@ public struct Options: Sendable {
     public var maxRequestHeadSize = 8192
     /// Connections at once; more are answered 503. `nil`: no limit.
     public var maxSessions: Int? = nil
+
+    // What one client can make the server hold (issue 11). Each bound is checked where the
+    // client asks for more, so a hostile but well-formed client meets it early.
+
+    /// Topics one session may be subscribed to at once; one more makes `subscribe` throw
+    /// `SessionError.tooManyTopics`. Default 128: far more than a page's views need, and it
+    /// caps the memory and unsubscribe work one session's close costs.
+    public var maxTopicsPerSession = 128
+    /// Topics registered on all event loops together (a topic subscribed on two loops
+    /// counts twice); past it `subscribe` throws `SessionError.tooManyTopics`. Default
+    /// 1,000,000: some hundreds of MiB of registry at most, so that many clients each
+    /// inventing topic names cannot exhaust memory.
+    public var maxTopics = 1_000_000
+    /// Bytes in a topic name (UTF-8), 1 to 65,535; a longer one makes `subscribe` and
+    /// `publish` throw `SessionError.invalidTopic`. Default 255: room for any sensible
+    /// name, while a registry of `maxTopics` names stays bounded.
+    public var maxTopicLength = 255
+    /// Bytes in a received message's `ref` (UTF-8); a longer one closes the session with
+    /// 1008 "ref too long" (`CloseReason.decodeError`) before `onMessage` sees it.
+    /// Default 128: a ref is an id the client picks to match replies, and it is echoed
+    /// back in every reply, so a long one would multiply what the client makes us send.
+    public var maxRefLength = 128
+    /// Bytes queued for all sessions together. Past it, the sessions with the largest
+    /// queues are closed as too slow (4008) until it is met again. Default 1 GiB: a
+    /// server-wide ceiling under `queueBytes` per session, so that many slow readers
+    /// cannot add up to more memory than the machine has.
+    public var maxQueuedBytesTotal = 1 << 30
+    /// Connections at once from one IPv4 address or IPv6 /64; more are answered 429.
+    /// `nil` (the default): no limit, because a load balancer or a NAT puts many users
+    /// behind one address; set it when clients connect directly.
+    public var maxSessionsPerIP: Int? = nil
+    /// Let other processes listen on the same port (`SO_REUSEPORT` across processes): the
+    /// kernel then splits new connections between them, and with them the topics and
+    /// presence. Default false, so that a second server on a taken port fails to listen
+    /// instead of silently taking half the connections.
+    public var sharePort = false
     /// Time for the request to arrive and be accepted (including `onAuth`).
     public var handshakeTimeout: Duration = .seconds(10)
     /// A session quiet this long is pinged.

@@ -38,54 +38,13 @@ final class ServerCore: @unchecked Sendable {
         defaultSlot = options.defaultCodecSlot
         logger = options.logger
         sessionsPerSlot = codecs.map { _ in Counter() }
-        var c = clive_options()
-        c.loops = UInt32(clamping: options.eventLoops ?? 0)
-        c.queue_size = UInt32(clamping: options.queueSize)
-        c.queue_bytes = max(1, options.queueBytes)
-        c.max_message = max(1, options.maxMessageSize)
-        c.max_fragments = UInt32(clamping: options.maxFragments)
-        c.max_request_head = max(64, options.maxRequestHeadSize)
-        c.max_sessions = UInt32(clamping: options.maxSessions ?? 0)
-        c.handshake_timeout_ms = milliseconds(options.handshakeTimeout)
-        c.ping_interval_ms = milliseconds(options.pingInterval)
-        c.idle_timeout_ms = milliseconds(options.idleTimeout)
-        c.close_timeout_ms = milliseconds(options.closeTimeout)
-        if let limit = options.rateLimit {
-            c.rate_limit = UInt32(clamping: max(1, limit.messagesPerSecond))
-            c.rate_burst = UInt32(clamping: max(1, limit.burst))
-            c.rate_grace_ms = milliseconds(limit.grace)
-        }
-        c.callbacks.on_request = liveOnRequest
-        c.callbacks.on_message = liveOnMessage
-        c.callbacks.on_close = liveOnClose
-        if let presence = options.presence {
-            c.presence = 1
-            c.presence_interval_ms = presence.batchInterval == .zero ? 0 : milliseconds(presence.batchInterval)
-            c.callbacks.on_presence = liveOnPresence
-        }
-        // The core copies every string; these live only for the call.
-        let protocols = codecs.map { strdup($0.name) }
-        let origins = options.allowedOrigins.map { strdup($0) }
-        let prefixes = options.topicPolicies.map { strdup($0.prefix) }
-        defer { (protocols + origins + prefixes).forEach { free($0) } }
-        let policies = zip(options.topicPolicies, prefixes).map { policy, prefix in
-            clive_topic_policy(
-                prefix: prefix, throttle_ms: policy.throttle.map { milliseconds($0) } ?? 0,
-                latest_only: policy.latestValueWins ? 1 : 0)
-        }
         var server: OpaquePointer?
-        let rc = protocols.map { UnsafePointer($0) }.withUnsafeBufferPointer { p in
-            origins.map { UnsafePointer($0) }.withUnsafeBufferPointer { o in
-                c.subprotocols = p.baseAddress
-                c.subprotocol_count = p.count
-                c.allowed_origins = o.baseAddress
-                c.allowed_origin_count = o.count
-                return policies.withUnsafeBufferPointer { t in
-                    c.topic_policies = t.baseAddress
-                    c.topic_policy_count = t.count
-                    return clive_server_new(&c, &server)
-                }
-            }
+        let rc = options.withCOptions { c in
+            c.callbacks.on_request = liveOnRequest
+            c.callbacks.on_message = liveOnMessage
+            c.callbacks.on_close = liveOnClose
+            if options.presence != nil { c.callbacks.on_presence = liveOnPresence }
+            return clive_server_new(&c, &server)
         }
         guard rc == CLIVE_OK.rawValue, let server else { throw ServerError(rc) }
         handle = server
@@ -211,12 +170,6 @@ final class ServerCore: @unchecked Sendable {
         if rc == CLIVE_EINVAL.rawValue { throw SessionError.invalidTopic }
         if rc != CLIVE_OK.rawValue { throw ServerError(rc) }
     }
-}
-
-private func milliseconds(_ d: Duration) -> UInt32 {
-    let (s, atto) = d.components
-    let ms = s * 1000 + atto / 1_000_000_000_000_000
-    return UInt32(clamping: max(1, ms))
 }
 
 private func core(_ user: UnsafeMutableRawPointer?) -> ServerCore {
