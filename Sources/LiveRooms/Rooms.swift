@@ -30,7 +30,14 @@ public final class Rooms: Sendable {
     private let authorize: Authorize?
     /// The most members a `who` reply lists; `count` gives the true size.
     public let whoLimit: Int
-    private let server = Mutex<(pubsub: InProcessPubSub, presence: Presence)?>(nil)
+    private let server = Mutex<Served?>(nil)
+
+    /// What `handle` needs of the server, set once it exists.
+    private struct Served {
+        let pubsub: InProcessPubSub
+        let presence: Presence
+        let maxTopicLength: Int
+    }
 
     /// `whoLimit` bounds a `who` reply (default 100): without it, one short request on a
     /// topic of thousands would answer tens of kilobytes, a cheap amplifier.
@@ -48,36 +55,39 @@ public final class Rooms: Sendable {
             handle(message, from: session, fallback: fallback)
         }
         let server = try Server(options: options)
-        self.server.withLock { $0 = (server.pubsub, server.presence) }
+        self.server.withLock {
+            $0 = Served(pubsub: server.pubsub, presence: server.presence, maxTopicLength: options.maxTopicLength)
+        }
         return server
     }
 
     func handle(_ message: Message, from session: Session,
                 fallback: (@Sendable (Session, Message) -> Void)?) {
-        guard let (pubsub, presence) = server.withLock({ $0 }) else { return }
+        guard let served = server.withLock({ $0 }) else { return }
+        let (pubsub, presence) = (served.pubsub, served.presence)
         let topic = message.topic
         var replyBody = Bytes()
         do {
             switch message.type {
             case "join":
-                try requireTopic(topic)
+                try requireTopic(topic, served)
                 try check(session, .join, topic)
                 try pubsub.subscribe(session, to: topic)
             case "leave":
-                try requireTopic(topic)
+                try requireTopic(topic, served)
                 try pubsub.unsubscribe(session, from: topic)
             case "publish":
-                try requireTopic(topic)
+                try requireTopic(topic, served)
                 try check(session, .publish, topic)
                 try pubsub.publish(Message(type: "message", topic: topic, body: message.body), to: topic)
             case "echo":
                 try session.send(message)
                 return
             case "who":
-                try requireTopic(topic)
+                try requireTopic(topic, served)
                 replyBody = presence.whoJSON(topic, limit: whoLimit)
             case "count":
-                try requireTopic(topic)
+                try requireTopic(topic, served)
                 replyBody = Bytes(#"{"count":\#(presence.count(topic))}"#)
             default:
                 if let fallback {
@@ -98,8 +108,9 @@ public final class Rooms: Sendable {
         }
     }
 
-    private func requireTopic(_ topic: String) throws {
+    private func requireTopic(_ topic: String, _ served: Served) throws {
         if topic.isEmpty { throw Refusal("missing topic") }
+        if topic.utf8.count > served.maxTopicLength { throw Refusal("topic too long") }
     }
 
     private func check(_ session: Session, _ action: Action, _ topic: String) throws {

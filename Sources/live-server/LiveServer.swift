@@ -20,13 +20,19 @@ struct LiveServer: AsyncParsableCommand {
     @Option(help: "Port to bind; 0 picks a free one.") var port = 8080
     @Option(help: "Event loops; 0 means one per usable CPU.") var eventLoops = 0
     @Option(help: "Frames queued per session before it is closed as too slow.") var queueSize = 1024
-    @Option(help: "Bytes queued per session before it is closed as too slow (one maximal message and 1 MiB behind it).")
+    @Option(help: "Bytes queued per session before it is closed as too slow (default: one maximal message and 1 MiB behind it).")
     var queueBytes = 2 << 20
     @Option(help: "Largest message a client may send, in bytes.") var maxMessageSize = 1 << 20
     @Option(help: "Messages a second one session may send (more are dropped; staying over closes it with 1008); 0: no limit.")
     var rateLimit = 100
     @Option(help: "Messages one session may send in a burst above --rate-limit.") var rateBurst = 200
     @Option(help: "Connections at once; 0 means no limit.") var maxSessions = 0
+    @Option(help: "Connections at once from one IPv4 address or IPv6 /64 (more get 429); 0 means no limit.")
+    var maxSessionsPerIp = 0
+    @Option(help: "Topics one session may be subscribed to at once.") var maxTopicsPerSession = 128
+    @Option(help: "Bytes in a topic name (UTF-8), at most 65535.") var maxTopicLength = 255
+    @Option(help: "Bytes queued for all sessions together; past it the largest queues are closed as too slow.")
+    var maxQueuedBytes = 512 << 20
     @Option(help: "Members a who reply lists at most (count gives the true number).") var whoLimit = 100
     @Option(help: "Codec for clients that ask for none: json or msgpack.") var defaultCodec = "json"
     @Option(name: .customLong("allowed-origin"), help: "An Origin allowed to connect (repeat it); none: any.")
@@ -47,10 +53,12 @@ struct LiveServer: AsyncParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level") }
         for (flag, value) in [("--queue-size", queueSize), ("--queue-bytes", queueBytes),
-                              ("--max-message-size", maxMessageSize), ("--rate-burst", rateBurst)] where value < 1 {
+                              ("--max-message-size", maxMessageSize), ("--rate-burst", rateBurst),
+                              ("--max-topics-per-session", maxTopicsPerSession), ("--max-topic-length", maxTopicLength),
+                              ("--max-queued-bytes", maxQueuedBytes)] where value < 1 {
             throw ValidationError("\(flag) must be at least 1")
         }
-        for (flag, value) in [("--rate-limit", rateLimit), ("--max-sessions", maxSessions),
+        for (flag, value) in [("--rate-limit", rateLimit), ("--max-sessions", maxSessions), ("--max-sessions-per-ip", maxSessionsPerIp),
                               ("--who-limit", whoLimit), ("--event-loops", eventLoops),
                               ("--presence-batch-ms", presenceBatchMs)] where value < 0 {
             throw ValidationError("\(flag) must be 0 or more")
@@ -70,6 +78,10 @@ struct LiveServer: AsyncParsableCommand {
         options.maxMessageSize = maxMessageSize
         options.rateLimit = rateLimit > 0 ? .init(messagesPerSecond: rateLimit, burst: rateBurst) : nil
         options.maxSessions = maxSessions > 0 ? maxSessions : nil
+        options.maxSessionsPerIP = maxSessionsPerIp > 0 ? maxSessionsPerIp : nil
+        options.maxTopicsPerSession = maxTopicsPerSession
+        options.maxTopicLength = maxTopicLength
+        options.maxQueuedBytesTotal = maxQueuedBytes
         options.allowedOrigins = allowedOrigins
         options.topicPolicies = latestOnlyPrefixes.map { .init(prefix: $0, latestValueWins: true) }
             + throttles.compactMap { spec in

@@ -244,12 +244,28 @@ def test_missing_topic_is_an_error(clients, codec, kind):
 
 
 @pytest.mark.parametrize("codec", CODECS)
-@pytest.mark.parametrize("kind", ["join", "publish"])
+@pytest.mark.parametrize("kind", ["join", "publish", "leave", "who", "count"])
 def test_topic_too_long_is_an_error(clients, codec, kind):
+    """--max-topic-length is 255 bytes by default, counted in UTF-8 bytes."""
     c = clients(codec)
-    c.send(kind, "t" * 65536, "long-1", body_for(codec) if kind == "publish" else None)
-    assert_error(c.recv(), "long-1", "invalid topic")
-    # 65535 bytes is still a topic
+    for n, too_long in ((256, "t" * 256), (256, "\u00e9" * 128)):
+        assert len(too_long.encode()) == n
+        ref = c.new_ref()
+        c.send(kind, too_long, ref, body_for(codec) if kind == "publish" else None)
+        assert_error(c.recv(), ref, "topic too long")
+    # 255 bytes is still a topic
+    for longest in ("t" * 255, "\u00e9" * 127 + "t"):
+        c.send("join", longest, "long-2")
+        assert c.recv() == Msg("reply", longest, "long-2")
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_max_topic_length_flag(servers, codec):
+    srv = servers.start("--max-topic-length", "65535")
+    c = Client(srv.ws, codec)
+    servers.defer(c.close)
+    c.send("join", "t" * 65536, "long-1")
+    assert_error(c.recv(), "long-1", "topic too long")
     long_topic = "t" * 65535
     c.send("join", long_topic, "long-2")
     assert c.recv() == Msg("reply", long_topic, "long-2")
