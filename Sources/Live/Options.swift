@@ -83,19 +83,24 @@ public struct Options: Sendable {
 
     /// Decides whether an upgrade may proceed and what the session's `Meta` is. Runs in a
     /// task, so it may await I/O; the connection waits (up to `handshakeTimeout`). Throw
-    /// `Rejection` to answer with its status; any other error answers 401 without detail.
-    /// `nil`: every upgrade is accepted with empty `Meta`.
+    /// `Rejection` to answer with its status, headers and body; any other error answers
+    /// 401 without detail. The task is cancelled when the client disconnects or the
+    /// handshake times out first (its answer then goes nowhere), so an `onAuth` that
+    /// awaits cancellable work stops early. `nil`: every upgrade is accepted with empty
+    /// `Meta`.
     public var onAuth: (@Sendable (Request) async throws -> Meta)? = nil
 
     /// Called for each decoded message, on the session's event-loop thread, in arrival
     /// order. It must not block: hand slow work to a `Task` (see the README).
     public var onMessage: (@Sendable (Session, Message) -> Void)? = nil
 
-    /// Called exactly once per session that `onAuth` accepted, when it ends, after it was
-    /// unsubscribed from every topic. On the session's event-loop thread.
+    /// Called exactly once per session that opened (`onAuth` accepted it and the
+    /// handshake completed), when it ends, after it was unsubscribed from every topic. On
+    /// the session's event-loop thread.
     public var onClose: (@Sendable (Session, CloseReason) -> Void)? = nil
 
-    /// Answers plain HTTP requests on the same port (a health check, a page). `nil`: 426.
+    /// Answers plain HTTP requests on the same port (a health check, a page). Runs in a
+    /// task, cancelled when the client disconnects first. `nil`: 426.
     public var onHTTP: (@Sendable (Request) async -> Response)? = nil
 
     public init() {}
