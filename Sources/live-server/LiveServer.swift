@@ -20,7 +20,7 @@ struct LiveServer: AsyncParsableCommand {
     @Option(help: "Port to bind; 0 picks a free one.") var port = 8080
     @Option(help: "Event loops; 0 means one per usable CPU.") var eventLoops = 0
     @Option(help: "Frames queued per session before it is closed as too slow.") var queueSize = 1024
-    @Option(help: "Bytes queued per session before it is closed as too slow (default: one maximal message and 1 MiB behind it).")
+    @Option(help: "Bytes queued per session before it is closed as too slow: by default one maximal message and 1 MiB behind it.")
     var queueBytes = 2 << 20
     @Option(help: "Largest message a client may send, in bytes.") var maxMessageSize = 1 << 20
     @Option(help: "Messages a second one session may send (more are dropped; staying over closes it with 1008); 0: no limit.")

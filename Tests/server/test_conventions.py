@@ -272,6 +272,38 @@ def test_max_topic_length_flag(servers, codec):
 
 
 @pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("limit", [None, 3])
+def test_too_many_topics_is_an_error(servers, codec, limit):
+    """A session holds at most --max-topics-per-session topics (128 by default); one more
+    join is refused, and leaving one makes room again."""
+    flags = ["--rate-limit", "0", "--no-presence-events"]  # many joins at once: not the rate limit's test
+    if limit:
+        flags += ["--max-topics-per-session", str(limit)]
+    srv = servers.start(*flags)
+    n = limit or 128
+    c = Client(srv.ws, codec)
+    servers.defer(c.close)
+    held = [topic() for _ in range(n)]
+    for t in held:
+        c.send("join", t, "j")
+    for t in held:
+        assert c.recv() == Msg("reply", t, "j")
+    # joining one it holds already is not one more
+    c.join(held[0])
+    extra = topic()
+    c.send("join", extra, "over")
+    assert_error(c.recv(), "over", "too many topics")
+    # the refused join took no effect: a publish to it does not reach the session
+    other = Client(srv.ws, codec)
+    servers.defer(other.close)
+    assert other.request("publish", extra, body_for(codec)).type == "reply"
+    assert c.sync() == []
+    c.send("leave", held[-1], "l")
+    assert c.recv() == Msg("reply", held[-1], "l")
+    c.join(extra)
+
+
+@pytest.mark.parametrize("codec", CODECS)
 def test_no_ref_means_no_reply(clients, codec):
     t = topic()
     c, other = clients(codec), clients(codec)
