@@ -117,4 +117,34 @@ extension WSClient {
         #expect(try await client.receiveClose().closeCode == 1008)
         try await ts.stop(client)
     }
+
+    @Test func sessionsPerIPAreCapped() async throws {
+        let ts = try TestServer { o in o.maxSessionsPerIP = 1 }
+        let first = try await WSClient.connect(port: ts.port)
+        try first.send("hello")
+        _ = try await first.receiveMessage()
+        let (_, refused) = try await WSClient.handshake(port: ts.port)
+        #expect(refused.status == 429)
+        try await ts.stop(first)
+    }
+
+    /// Past `maxQueuedBytesTotal`, the session with the largest queue is closed as too
+    /// slow, although its own `queueBytes` would have let it queue more.
+    @Test func totalQueuedBytesAreCapped() async throws {
+        let ts = try TestServer({ o in
+            o.queueBytes = 256 << 20
+            o.maxQueuedBytesTotal = 8 << 20
+        }, onMessage: { _, session, _ in
+            // far more than the socket buffers and the budget hold, to a client not reading
+            let frame = Frame(kind: .text, payload: Bytes(String(repeating: "x", count: 1 << 20)))
+            for _ in 0..<32 { try? session.send(frame) }
+        })
+        let client = try await WSClient.connect(port: ts.port)
+        try client.send("flood")
+        let closes = try await ts.waitForCloses(1)
+        #expect(closes[0].1 == .queueOverflow)
+        #expect(ts.server.stats.budgetCloses == 1)
+        try await ts.stop(client)
+    }
+
 }
