@@ -103,6 +103,8 @@ public final class Rooms: Sendable {
             replyError(refusal.reason, to: message, from: session)
         } catch SessionError.invalidTopic {
             replyError("invalid topic", to: message, from: session)
+        } catch SessionError.tooManyTopics {
+            replyError("too many topics", to: message, from: session)
         } catch {
             // The session is closing (or its queue overflowed): nothing more to say to it.
         }
