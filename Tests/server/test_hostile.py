@@ -224,7 +224,8 @@ def test_count_without_topic_is_an_error(servers, connect):
 
 def published_through(srv, connect, n: int) -> int:
     """A publisher pipelines n publishes to a topic with one subscriber; returns how many
-    reached the subscriber once the server has handled all of them."""
+    reached the subscriber once the server has handled all of them. (One event loop, so
+    that the subscriber's echo cannot overtake deliveries from another loop.)"""
     t = topic()
     sub = connect(srv, "json")
     sub.join(t)
@@ -253,7 +254,7 @@ def published_through(srv, connect, n: int) -> int:
 def test_rate_limit_is_on_by_default(servers, connect):
     """Pipelining 1,000 publishes gets most of them dropped (100/s, bursts of 200): the
     subscriber receives a fraction, and the server and the others carry on."""
-    srv = servers.start("--no-presence-events")
+    srv = servers.start("--no-presence-events", "--event-loops", "1")
     delivered = published_through(srv, connect, 1000)
     assert 0 < delivered <= 500, delivered
     # the server still serves everyone
@@ -262,7 +263,7 @@ def test_rate_limit_is_on_by_default(servers, connect):
 
 
 def test_rate_limit_0_turns_it_off(servers, connect):
-    srv = servers.start("--no-presence-events", "--rate-limit", "0")
+    srv = servers.start("--no-presence-events", "--event-loops", "1", "--rate-limit", "0")
     assert published_through(srv, connect, 1000) == 1000
 
 
