@@ -10,9 +10,10 @@ import Synchronization
 /// events listing many sessions rather than one event per join per subscriber.
 ///
 /// What a join costs: every member of the topic receives one entry for it, an id and at
-/// most `maxPublicFieldBytes` of the public field (about 100 bytes of JSON at most), so a
-/// join into a topic of M members sends about what a publish of that size to the topic
-/// sends; a leave sends an id to each member. A client cannot make an entry bigger, and
+/// most `maxPublicFieldBytes` of the public field (about 100 bytes of JSON with the
+/// default, more only if the value needs escaping), so a join into a topic of M members
+/// sends what a publish of that size to the topic sends; a leave sends an id to each
+/// member. A client cannot make an entry bigger, and
 /// an event is never more than `maxEventEntries` entries. Joins and leaves are messages
 /// the client sends, so `Options.rateLimit` bounds how many of them (and so how many
 /// entries) one session can cause each second.
@@ -37,8 +38,8 @@ public struct PresenceOptions: Sendable {
     /// like any other text). Default 64: a display name, never a payload.
     public var maxPublicFieldBytes = 64
     /// The most entries (`joined` and `left` together) in one event; a batch with more is
-    /// sent as several events. Default 100: a frame of about 10 kB at most, so a
-    /// subscriber's queue never takes one huge frame for a join storm.
+    /// sent as several events. Default 100: a frame of about 10 kB for names of a few
+    /// dozen bytes, so a subscriber's queue never takes one huge frame for a join storm.
     public var maxEventEntries = 100
     /// How long joins and leaves are collected before an event goes out; zero: one event
     /// per topic per event-loop turn.
