@@ -580,6 +580,22 @@ def test_max_sessions(servers):
     assert ws.subprotocol == JSON
 
 
+def test_max_sessions_per_ip(servers):
+    """--max-sessions-per-ip (off by default): one more connection from the address is
+    answered 429, and the others are unaffected."""
+    srv = servers.start("--max-sessions-per-ip", "2")
+    a, b = Client(srv.ws, "json"), Client(srv.ws, "json")
+    servers.defer(a.close)
+    servers.defer(b.close)
+    response = raw_response(srv.port, f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n"
+                            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    assert response.startswith(b"HTTP/1.1 429 "), response
+    a.join(topic())
+    b.join(topic())
+
+
 def test_max_message_size(servers):
     srv = servers.start("--max-message-size", "1000")
     c = Client(srv.ws, "json")
@@ -588,6 +604,17 @@ def test_max_message_size(servers):
     c.send("echo", None, "s-1", small)
     assert c.recv() == Msg("echo", "", "s-1", small.encode())
     c.send("echo", None, "s-2", '"' + "a" * 2000 + '"')
+    with pytest.raises(ConnectionClosed) as e:
+        c.recv()
+    assert e.value.rcvd is not None and e.value.rcvd.code == 1009
+
+
+def test_max_message_size_defaults_to_1_mib(clients):
+    c = clients("json")
+    fits = '"' + "a" * 1_048_000 + '"'  # with the JSON around it, just under 1 MiB
+    c.send("echo", None, "s-1", fits)
+    assert c.recv() == Msg("echo", "", "s-1", fits.encode())
+    c.send("echo", None, "s-2", '"' + "a" * 1_048_576 + '"')
     with pytest.raises(ConnectionClosed) as e:
         c.recv()
     assert e.value.rcvd is not None and e.value.rcvd.code == 1009
