@@ -773,13 +773,24 @@ void lv_session_run_deferred(clive_session *s) {
     if (s->notify_close) notify_close(s);
 }
 
+/* A deadline passed (handshake, or the close timeout after our close frame): the peer is
+ * not answering, and often not reading either. Closing normally would leave the socket in
+ * FIN-WAIT-1 with our unsent bytes for as long as the peer keeps its window shut, holding
+ * kernel memory, and the peer would never learn the connection ended. An abort (RST, by
+ * SO_LINGER 0) frees it at once and tells the peer. */
+static void abort_connection(clive_session *s) {
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+    lv_session_finish(s);
+}
+
 void lv_session_sweep(clive_session *s, uint64_t now) {
     const clive_options *o = &s->loop->server->options;
     switch ((lv_state)s->state) {
     case LV_READING_REQUEST:
     case LV_DECIDING:
     case LV_CLOSING:
-        if (now >= s->deadline_ms) lv_session_finish(s);
+        if (now >= s->deadline_ms) abort_connection(s);
         break;
     case LV_OPEN: {
         uint64_t quiet = now - s->last_heard_ms;

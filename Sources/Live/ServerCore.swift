@@ -176,53 +176,7 @@ final class ServerCore: @unchecked Sendable {
         }
     }
 
-    // MARK: presence
-
-    /// A JSON array of ids, or of `{"id":..,"<field>":..}` objects when there is a public
-    /// field (and `withPublicField`).
-    func presenceJSON(_ ids: [UInt64], withPublicField: Bool) -> [UInt8] {
-        let field = withPublicField ? options.presence?.publicField : nil
-        let values = field == nil ? [:] : publicValues.withLock { v in
-            Dictionary(uniqueKeysWithValues: ids.compactMap { id in v[id].map { (id, $0) } })
-        }
-        var out: [UInt8] = [UInt8(ascii: "[")]
-        for (i, id) in ids.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            if let field {
-                out.append(contentsOf: #"{"id":"#.utf8)
-                JSONCodec.appendQuoted(String(id), to: &out)
-                out.append(UInt8(ascii: ","))
-                JSONCodec.appendQuoted(field, to: &out)
-                out.append(UInt8(ascii: ":"))
-                JSONCodec.appendQuoted(values[id] ?? "", to: &out)
-                out.append(UInt8(ascii: "}"))
-            } else {
-                JSONCodec.appendQuoted(String(id), to: &out)
-            }
-        }
-        out.append(UInt8(ascii: "]"))
-        return out
-    }
-
-    /// Publishes one batch of joins and leaves as a presence event. Loop thread.
-    func presenceChanged(topic: String, joined: [UInt64], left: [UInt64]) {
-        guard let presence = options.presence, presence.events else { return }
-        if !presence.topicPrefixes.isEmpty && !presence.topicPrefixes.contains(where: { topic.hasPrefix($0) }) {
-            return
-        }
-        var body: [UInt8] = [UInt8(ascii: "{")]
-        if !joined.isEmpty {
-            body.append(contentsOf: #""joined":"#.utf8)
-            body.append(contentsOf: presenceJSON(joined, withPublicField: true))
-        }
-        if !left.isEmpty {
-            if !joined.isEmpty { body.append(UInt8(ascii: ",")) }
-            body.append(contentsOf: #""left":"#.utf8)
-            body.append(contentsOf: presenceJSON(left, withPublicField: false))
-        }
-        body.append(UInt8(ascii: "}"))
-        try? publish(Message(type: "presence", topic: topic, body: Bytes(body)), to: topic)
-    }
+    // MARK: presence: presenceJSON and presenceChanged are in Presence.swift
 
     // MARK: publishing
 

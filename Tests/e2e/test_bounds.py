@@ -5,6 +5,7 @@ process would share. Plus the any-thread inspection and broadcast an app defends
 with."""
 
 import threading
+import time
 
 import pytest
 
@@ -218,3 +219,43 @@ def test_broadcast_reaches_every_open_session_on_every_loop(live):
     clients[0].send_text("/broadcast to all")
     for c in clients:
         assert c.recv_text() == "to all"
+
+
+# --- a peer that never reads (issue 12, 5) -------------------------------------------------
+
+
+def server_sockets(port: int) -> list[str]:
+    """The TCP states (as /proc/net/tcp spells them, e.g. 04 for FIN-WAIT-1) of the
+    connections whose local port is port, listeners and TIME-WAIT (which holds no data:
+    the /stats requests leave those) left out."""
+    states = []
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            if int(local.split(":")[1], 16) == port and state not in ("0A", "06"):
+                states.append(state)
+    return states
+
+
+def test_a_peer_that_never_reads_is_cut_with_a_reset_at_the_close_timeout(live):
+    """Regression: a slow reader closed with 4008 kept its socket in FIN-WAIT-1 with the
+    unsent bytes after the close timeout, for as long as the peer kept its window shut; the
+    peer never saw the end. Now the connection is aborted: the server's socket is gone and
+    the peer sees the end."""
+    srv = live.server("--loops", 1, "--close-ms", 300, "--queue-bytes", 1 << 20)
+    c = RawClient(srv.port, rcvbuf=4096)
+    live.defer(c.close)
+    c.upgrade("/")
+    c.send_text("/flood 64 65536")  # 4 MiB, more than its queue: 4008
+    wait_for(lambda: srv.stats()["overflows"] == 1, what="the overflow")
+    wait_for(lambda: server_sockets(srv.port) == [], timeout=5,
+             what="the server's socket to be gone (no FIN-WAIT-1)")
+    ended = False
+    try:
+        while c._fill(time.monotonic() + 5):
+            c.buf.clear()
+        ended = True  # EOF
+    except (ConnectionResetError, BrokenPipeError):
+        ended = True
+    assert ended
