@@ -37,6 +37,7 @@ typedef enum clive_error {
     CLIVE_ESTATE = -5,    /* not allowed in the current state (e.g. accept twice) */
     CLIVE_EADDR = -6,     /* could not resolve or bind the address */
     CLIVE_ESYS = -7,      /* a system call failed (thread, socket, loop) */
+    CLIVE_ELIMIT = -8,    /* a configured limit was reached (topics per session, topics) */
 } clive_error;
 
 /* A short English name for an error. Any thread. */
@@ -146,6 +147,25 @@ typedef struct clive_options {
                                     bucket); over it they are dropped and counted; 0: off */
     unsigned rate_burst;         /* the bucket's size; 0: rate_limit (one second's worth) */
     unsigned rate_grace_ms;      /* dropping continuously this long closes with 1008; 0: 5000 */
+    /* What one client can make the server hold. Each is checked where it is asked for:
+     * a subscribe over a limit returns CLIVE_ELIMIT (on the session's loop thread; from
+     * another thread it is dropped when the loop runs it, counted in refused_subscribes). */
+    unsigned max_topics_per_session; /* topics one session may hold; 0: 128 */
+    unsigned max_topics;         /* topics registered on all loops together (a topic
+                                    subscribed on two loops counts twice); 0: 1,000,000 */
+    size_t max_topic_len;        /* bytes in a topic name, up to 65535; else CLIVE_EINVAL;
+                                    0: 255 */
+    size_t max_queued_total;     /* bytes queued for all sessions together; past it, the
+                                    sessions with the largest queues are closed with
+                                    CLIVE_CLOSE_SLOW until it is met again; 0: 1 GiB */
+    unsigned max_sessions_per_ip; /* connections at once from one IPv4 address or IPv6
+                                     /64; more get 429 once their request is read; 0: no
+                                     limit (a load balancer or NAT puts many users on one
+                                     address) */
+    int share_port;              /* 1: other processes may listen on the same port too (the
+                                    kernel then splits new connections between them, so
+                                    their topics and presence are split); 0: listening
+                                    fails when another process holds the port */
     clive_callbacks callbacks;
 } clive_options;
 
@@ -162,12 +182,18 @@ typedef struct clive_stats {
     uint64_t messages_in;    /* data messages received */
     uint64_t frames_out;     /* frames fully written */
     uint64_t rate_limited;   /* received messages dropped by the rate limit */
+    uint64_t budget_closes;  /* sessions closed because max_queued_total was reached
+                                (also counted in overflows) */
+    uint64_t refused_subscribes; /* subscribes refused by max_topics_per_session or
+                                    max_topics */
 } clive_stats;
 
 /* --- server ------------------------------------------------------------------------ */
 
 /* Creates a server (not yet listening). options is copied, including the strings it
- * points to. Any thread. On success *out owns the server: free it with clive_server_free. */
+ * points to. An option out of its range (see CORE.md's table) returns CLIVE_EINVAL and
+ * clive_server_error names it. Any thread. On success *out owns the server: free it with
+ * clive_server_free. */
 int clive_server_new(const clive_options *options, clive_server **out);
 
 /* Replaces options.callbacks.user, for an embedding layer that creates its context after
@@ -177,6 +203,15 @@ void clive_server_set_callback_user(clive_server *server, void *user);
 /* Binds host:port (port 0 picks a free port) on every loop with SO_REUSEPORT, so that the
  * kernel spreads connections across loops. Call once, before clive_server_start. */
 int clive_server_listen(clive_server *server, const char *host, uint16_t port);
+
+/* What the last failed clive_server_listen (or clive_server_new, through *out's absence:
+ * see clive_options_check) was about, in English: e.g. "address 127.0.0.1:8080 already in
+ * use". Any thread; valid until the next call on the server. */
+const char *clive_server_error(const clive_server *server);
+
+/* Checks options as clive_server_new does; on CLIVE_EINVAL writes a message naming the
+ * field and its range into msg (NUL-terminated, cap bytes). Any thread. */
+int clive_options_check(const clive_options *options, char *msg, size_t cap);
 
 /* The bound port (useful after listening on port 0), or 0. Any thread. */
 uint16_t clive_server_port(const clive_server *server);
@@ -247,6 +282,26 @@ void *clive_session_take_user(clive_session *session);
 void clive_session_retain(clive_session *session);
 void clive_session_release(clive_session *session);
 
+/* A snapshot of one session, taken on its loop thread (clive_session_inspect). Valid only
+ * during the callback; open == 0 means the session was no longer open (all else zero). */
+typedef struct clive_session_info {
+    int open;
+    uint32_t queued_frames;
+    size_t queued_bytes;
+    size_t topic_count;
+    const char *const *topics; /* names, not NUL-terminated */
+    const size_t *topic_lens;
+} clive_session_info;
+
+typedef void (*clive_inspect_fn)(clive_session *session, const clive_session_info *info,
+                                 void *ctx);
+
+/* Calls fn exactly once, on the session's loop thread, with a snapshot of its queue and its
+ * topics: at once when called on that thread, else when the loop takes the request (with
+ * open == 0 if the session or its loop has stopped by then). Returns CLIVE_OK, or
+ * CLIVE_ENOMEM and fn is not called. Any thread. */
+int clive_session_inspect(clive_session *session, clive_inspect_fn fn, void *ctx);
+
 /* --- frames ------------------------------------------------------------------------ */
 
 /* Builds a server frame (header and a copy of the payload) once, to be sent to any number
@@ -259,11 +314,14 @@ void clive_frame_release(clive_frame *frame);
 
 /* --- topics ------------------------------------------------------------------------ */
 
-/* Subscribes a session to a topic (any bytes, 1 to 65535 of them). Subscribing twice is a
- * no-op. Takes effect in order with the session's other commands. Any thread. */
+/* Subscribes a session to a topic (any bytes, 1 to max_topic_len of them; else
+ * CLIVE_EINVAL). Subscribing twice is a no-op. Takes effect in order with the session's
+ * other commands. On the session's loop thread, a subscribe over max_topics_per_session or
+ * max_topics returns CLIVE_ELIMIT; from other threads it is checked when the loop runs it
+ * (and then dropped and counted). Costs O(1) in the topics the session holds. Any thread. */
 int clive_subscribe(clive_session *session, const char *topic, size_t topic_len);
 
-/* Removes a subscription; a no-op when absent. An empty topic disappears. Any thread. */
+/* Removes a subscription; a no-op when absent. An empty topic disappears. O(1). Any thread. */
 int clive_unsubscribe(clive_session *session, const char *topic, size_t topic_len);
 
 /* Sends to every session subscribed to topic, on every loop. frames[i] is what sessions
@@ -273,6 +331,10 @@ int clive_unsubscribe(clive_session *session, const char *topic, size_t topic_le
  * Publishes from one thread reach each subscriber in the order they were made. Any thread. */
 int clive_publish(clive_server *server, const char *topic, size_t topic_len,
                   clive_frame *const *frames, size_t count);
+
+/* Sends to every open session on every loop, as clive_publish does to a topic's
+ * subscribers (frames[i] to sessions with codec_slot i). Any thread. */
+int clive_broadcast(clive_server *server, clive_frame *const *frames, size_t count);
 
 /* --- presence (options.presence) ---------------------------------------------------- */
 

@@ -18,6 +18,8 @@ static lv_cmd *cmd_new(lv_cmd_kind kind, clive_session *s, size_t nframes, const
     c->frames = nframes ? (clive_frame **)c->data : NULL;
     c->frame_count = nframes;
     c->number = 0;
+    c->inspect = NULL;
+    c->inspect_ctx = NULL;
     c->len = len;
     if (text && len) memcpy(c->data + nframes * sizeof(clive_frame *), text, len);
     return c;
@@ -27,7 +29,11 @@ static const char *cmd_text(const lv_cmd *c) {
     return c->data + c->frame_count * sizeof(clive_frame *);
 }
 
+static void inspect_here(clive_session *s, clive_inspect_fn fn, void *ctx);
+
 void lv_cmd_free(lv_cmd *c) {
+    /* an inspection whose loop stopped before running it still gets its one answer */
+    if (c->inspect) inspect_here(c->session, c->inspect, c->inspect_ctx);
     for (size_t i = 0; i < c->frame_count; i++) clive_frame_release(c->frames[i]);
     if (c->session) clive_session_release(c->session);
     free(c);
@@ -35,19 +41,67 @@ void lv_cmd_free(lv_cmd *c) {
 
 static bool on_own_loop(const clive_session *s) { return lv_current_loop == s->loop; }
 
-static void subscribe_here(clive_session *s, const char *topic, size_t len, bool add) {
-    if (s->state != LV_OPEN) return;
+static int subscribe_here(clive_session *s, const char *topic, size_t len, bool add) {
+    if (s->state != LV_OPEN) return CLIVE_ECLOSED;
     lv_loop *l = s->loop;
     uint32_t topics_before = l->topics.names.count;
     int r = add ? lv_topics_subscribe(&l->topics, s, &s->subs, topic, len)
-                : lv_topics_unsubscribe(&l->topics, &s->subs, topic, len);
+                : lv_topics_unsubscribe(&l->topics, s, &s->subs, topic, len);
     if (r == 1) lv_count(&l->counters.subscriptions, add ? 1 : -1);
     if (r == 1 && add) {
-        lv_sub *sub = s->subs; /* the new one heads the list */
+        lv_sub *sub = s->subs.head; /* the new one heads the list */
         if (!sub->topic->policy_set) lv_loop_apply_policy(l, sub->topic);
         lv_loop_presence(l, sub, s->id, 1);
     }
     lv_count(&l->counters.topics, (int64_t)l->topics.names.count - (int64_t)topics_before);
+    if (r == LV_TOPICS_LIMIT) {
+        lv_count(&l->counters.refused_subscribes, 1);
+        return CLIVE_ELIMIT;
+    }
+    return r < 0 ? CLIVE_ENOMEM : CLIVE_OK;
+}
+
+/* A session's snapshot for clive_session_inspect, on its loop (or, its loop gone, empty). */
+static void inspect_here(clive_session *s, clive_inspect_fn fn, void *ctx) {
+    clive_session_info info = {0};
+    bool open = lv_current_loop == s->loop && s->state == LV_OPEN; /* else its loop is gone */
+    const char **names = NULL;
+    size_t *lens = NULL;
+    if (open) {
+        info.open = 1;
+        info.queued_frames = s->q.count;
+        info.queued_bytes = s->q.bytes;
+        size_t n = s->subs.count;
+        names = n ? malloc(n * sizeof *names) : NULL;
+        lens = n ? malloc(n * sizeof *lens) : NULL;
+        if (names && lens) {
+            size_t i = 0;
+            for (lv_sub *sub = s->subs.head; sub && i < n; sub = sub->next, i++) {
+                names[i] = sub->topic->name;
+                lens[i] = sub->topic->key.len;
+            }
+            info.topic_count = i;
+            info.topics = names;
+            info.topic_lens = lens;
+        }
+    }
+    fn(s, &info, ctx);
+    free(names);
+    free(lens);
+}
+
+/* Queues frames[slot] to every open session of this loop. */
+static void broadcast_here(lv_loop *l, clive_frame *const *frames, size_t count) {
+    uint64_t skipped = 0;
+    for (clive_session *s = l->sessions; s; s = s->next) {
+        if (s->state != LV_OPEN) continue;
+        clive_frame *f = s->codec_slot < count ? frames[s->codec_slot] : NULL;
+        if (f)
+            lv_session_enqueue(s, f);
+        else
+            skipped++;
+    }
+    if (skipped) lv_count(&l->counters.skipped, (int64_t)skipped);
 }
 
 void lv_cmd_run(lv_loop *l, lv_cmd *c) {
@@ -80,6 +134,13 @@ void lv_cmd_run(lv_loop *l, lv_cmd *c) {
         break;
     case LV_CMD_SHUTDOWN:
         lv_loop_begin_shutdown(l);
+        break;
+    case LV_CMD_INSPECT:
+        inspect_here(s, c->inspect, c->inspect_ctx);
+        c->inspect = NULL;
+        break;
+    case LV_CMD_BROADCAST:
+        broadcast_here(l, c->frames, c->frame_count);
         break;
     }
     lv_cmd_free(c);
@@ -166,12 +227,12 @@ int clive_session_close(clive_session *s, uint16_t code, const char *reason,
 }
 
 static int topic_call(clive_session *s, const char *topic, size_t len, bool add) {
-    if (len == 0 || len > 65535) return CLIVE_EINVAL;
+    if (len == 0 || len > s->loop->server->options.max_topic_len) return CLIVE_EINVAL;
     int err = open_or_error(s);
     if (err != CLIVE_OK) return err;
     if (on_own_loop(s)) {
-        subscribe_here(s, topic, len, add);
-        return CLIVE_OK;
+        err = subscribe_here(s, topic, len, add);
+        return err == CLIVE_ECLOSED ? open_or_error(s) : err;
     }
     return post(s, cmd_new(add ? LV_CMD_SUBSCRIBE : LV_CMD_UNSUBSCRIBE, s, 0, topic, len));
 }
@@ -184,18 +245,18 @@ int clive_unsubscribe(clive_session *s, const char *topic, size_t len) {
     return topic_call(s, topic, len, false);
 }
 
-int clive_publish(clive_server *server, const char *topic, size_t len,
-                  clive_frame *const *frames, size_t count) {
-    if (len == 0 || len > 65535 || count == 0 || count > 256) return CLIVE_EINVAL;
-    if (atomic_load(&server->shutting_down)) return CLIVE_ECLOSED;
-    lv_loop *here = NULL;
+/* Posts frames (and a topic, for a publish) to every loop but the caller's own; returns
+ * the caller's loop when it is one of the server's. */
+static int post_to_loops(clive_server *server, lv_cmd_kind kind, const char *topic, size_t len,
+                         clive_frame *const *frames, size_t count, lv_loop **here) {
+    *here = NULL;
     for (unsigned i = 0; i < server->nloops; i++) {
         lv_loop *l = &server->loops[i];
         if (l == lv_current_loop) {
-            here = l;
+            *here = l;
             continue;
         }
-        lv_cmd *c = cmd_new(LV_CMD_PUBLISH, NULL, count, topic, len);
+        lv_cmd *c = cmd_new(kind, NULL, count, topic, len);
         if (c == NULL) return CLIVE_ENOMEM;
         for (size_t k = 0; k < count; k++) {
             c->frames[k] = frames[k];
@@ -203,7 +264,40 @@ int clive_publish(clive_server *server, const char *topic, size_t len,
         }
         lv_loop_post(l, c);
     }
-    if (here) lv_loop_fanout(here, topic, len, frames, count);
+    return CLIVE_OK;
+}
+
+int clive_publish(clive_server *server, const char *topic, size_t len,
+                  clive_frame *const *frames, size_t count) {
+    if (len == 0 || len > server->options.max_topic_len || count == 0 || count > 256)
+        return CLIVE_EINVAL;
+    if (atomic_load(&server->shutting_down)) return CLIVE_ECLOSED;
+    lv_loop *here;
+    int err = post_to_loops(server, LV_CMD_PUBLISH, topic, len, frames, count, &here);
+    if (err == CLIVE_OK && here) lv_loop_fanout(here, topic, len, frames, count);
+    return err;
+}
+
+int clive_broadcast(clive_server *server, clive_frame *const *frames, size_t count) {
+    if (count == 0 || count > 256) return CLIVE_EINVAL;
+    if (atomic_load(&server->shutting_down)) return CLIVE_ECLOSED;
+    lv_loop *here;
+    int err = post_to_loops(server, LV_CMD_BROADCAST, NULL, 0, frames, count, &here);
+    if (err == CLIVE_OK && here) broadcast_here(here, frames, count);
+    return err;
+}
+
+int clive_session_inspect(clive_session *s, clive_inspect_fn fn, void *ctx) {
+    if (fn == NULL) return CLIVE_EINVAL;
+    if (on_own_loop(s)) {
+        inspect_here(s, fn, ctx);
+        return CLIVE_OK;
+    }
+    lv_cmd *c = cmd_new(LV_CMD_INSPECT, s, 0, NULL, 0);
+    if (c == NULL) return CLIVE_ENOMEM;
+    c->inspect = fn;
+    c->inspect_ctx = ctx;
+    lv_loop_post(s->loop, c);
     return CLIVE_OK;
 }
 

@@ -10,6 +10,7 @@
 #include "clive.h"
 #include "frame.h"
 #include "inbox.h"
+#include "peers.h"
 #include "presence.h"
 #include "sendq.h"
 #include "topics.h"
@@ -70,7 +71,10 @@ struct clive_session {
     bool ping_outstanding;  /* a keepalive ping is out and nothing was heard since */
     bool close_notified;    /* on_close was called */
     bool over_limit;        /* accepted beyond max_sessions: answered 503 */
+    bool over_ip_limit;     /* beyond max_sessions_per_ip: answered 429 */
     bool release_after_flush; /* closed while on the flush list: released by that pass */
+    bool in_backlog;        /* on loop->backlog: unparsed input waits for a later turn */
+    uint8_t budget;         /* messages it may still have handled this turn */
     uv_poll_t poll; /* poll.data == this session */
     atomic_uint refs;
     atomic_int shared_state;
@@ -88,8 +92,11 @@ struct clive_session {
     uint64_t deadline_ms;   /* handshake or close deadline, by state */
     clive_session *prev, *next;        /* the loop's session list */
     clive_session *deferred_next;      /* the loop's close-work list */
+    clive_session *backlog_next;       /* the loop's list of sessions with input left over */
+    struct lv_peer *peer;              /* its address's count (max_sessions_per_ip), or NULL */
     clive_frame *upgrade_reply; /* the 101 response, built with the request, sent on accept */
-    /* request head, then pipelined bytes after it; freed once the session opens */
+    /* request head, then input not parsed yet: bytes pipelined behind the head, or what a
+     * turn's message budget left over (the backlog); freed once parsed */
     char *head;
     uint32_t head_len, head_cap;
     size_t head_scanned;
@@ -97,13 +104,14 @@ struct clive_session {
     lv_frame_parser parser;
     uint8_t *msg; /* a data message being reassembled */
     size_t msg_len, msg_cap;
-    lv_sub *subs;
+    lv_sub_list subs;
 };
 
 /* Counters a loop updates alone (relaxed stores) and any thread reads. */
 typedef struct lv_counters {
     atomic_uint_fast64_t connections, sessions, queued_frames, queued_bytes, overflows, skipped,
-        messages_in, frames_out, subscriptions, topics, rate_limited;
+        messages_in, frames_out, subscriptions, topics, rate_limited, budget_closes,
+        refused_subscribes;
 } lv_counters;
 
 struct lv_loop {
@@ -127,6 +135,7 @@ struct lv_loop {
     clive_session *dirty;    /* sessions with frames to write, oldest first */
     clive_session *dirty_tail;
     clive_session *deferred; /* sessions with close work to do outside callbacks */
+    clive_session *backlog;  /* sessions whose input waits for the next turn (retained) */
     lv_topics topics;
     uint8_t *rbuf; /* one receive buffer for every connection of the loop */
     size_t rbuf_cap;
@@ -152,7 +161,10 @@ struct clive_server {
     atomic_int started;
     atomic_int shutting_down;
     atomic_uint connections; /* for max_sessions */
+    atomic_uint topic_regs;  /* topics registered over every loop, for max_topics */
+    char error[192];         /* what the last failure was about (clive_server_error) */
     lv_presence presence;    /* with options.presence */
+    lv_peers peers;          /* connections per address, with options.max_sessions_per_ip */
 };
 
 /* Drops a reference to the server; the last one frees it (server.c). */
@@ -180,6 +192,8 @@ typedef enum lv_cmd_kind {
     LV_CMD_UNSUBSCRIBE,
     LV_CMD_PUBLISH,
     LV_CMD_SHUTDOWN,
+    LV_CMD_INSPECT,
+    LV_CMD_BROADCAST,
 } lv_cmd_kind;
 
 typedef struct lv_cmd {
@@ -189,6 +203,8 @@ typedef struct lv_cmd {
     clive_frame **frames;   /* retained; points into data */
     size_t frame_count;
     unsigned number; /* codec slot, close code */
+    clive_inspect_fn inspect; /* LV_CMD_INSPECT: called exactly once, then cleared */
+    void *inspect_ctx;
     size_t len;      /* bytes of data used by the text (topic, reason) */
     char data[];     /* frames array, then the text */
 } lv_cmd;
@@ -206,6 +222,8 @@ void lv_loop_post(lv_loop *l, lv_cmd *cmd);
 void lv_loop_mark_dirty(clive_session *s);
 /* Marks a session for close work outside any callback. */
 void lv_loop_defer(clive_session *s);
+/* Lists a session whose unparsed input waits for the next turn. */
+void lv_loop_backlog(clive_session *s);
 /* Records a join or leave for presence (a no-op when presence is off). Loop thread. */
 void lv_loop_presence(lv_loop *l, lv_sub *sub, uint64_t id, int joined);
 /* Gives a new topic its policy (throttle, latest-only). Loop thread. */
@@ -244,6 +262,11 @@ void lv_session_do_respond(clive_session *s, int status, const char *headers, si
                            const void *body, size_t blen);
 /* Close work deferred out of callbacks: overflow closes, then on_close notifications. */
 void lv_session_run_deferred(clive_session *s);
+/* Parses input a previous turn's budget left over. Loop thread. */
+void lv_session_run_backlog(clive_session *s);
+/* Drops the queue and closes with CLIVE_CLOSE_SLOW on the deferred pass (an overflow, or
+ * the server's queue budget). Loop thread. */
+void lv_session_overflow(clive_session *s);
 /* Timeouts and keepalive, called by the sweep timer. */
 void lv_session_sweep(clive_session *s, uint64_t now);
 /* Closes the socket and drops everything; on_close if still owed. */

@@ -28,6 +28,9 @@ static void on_presence_timer(uv_timer_t *handle);
  * waits at most about one pass, not a pass plus the rest of the current one. */
 #define FLUSH_SLICE_NS (2 * 1000 * 1000)
 #define FLUSH_CLOCK_EVERY 32 /* sessions written between two clock reads */
+/* Commands taken from the inbox per wake-up: a loop flooded with publishes from the
+ * others still reads its own sockets between batches. */
+#define COMMANDS_PER_WAKE 256
 
 void lv_loop_post(lv_loop *l, lv_cmd *cmd) {
     /* A Dekker-style handshake with lv_loop_maybe_stop: either we see the loop open and it
@@ -76,10 +79,82 @@ void lv_loop_defer(clive_session *s) {
     s->loop->deferred = s;
 }
 
+void lv_loop_backlog(clive_session *s) {
+    if (s->in_backlog) return;
+    s->in_backlog = true;
+    clive_session_retain(s);
+    s->backlog_next = s->loop->backlog;
+    s->loop->backlog = s;
+}
+
 static void on_wake(uv_async_t *handle) {
     lv_loop *l = handle->data;
     lv_node *n;
+    for (int i = 0; i < COMMANDS_PER_WAKE; i++) {
+        if ((n = lv_inbox_pop(&l->inbox)) == NULL) return;
+        lv_cmd_run(l, (lv_cmd *)n);
+    }
+    uv_async_send(&l->wake); /* more waiting: the next turn takes the next batch */
+}
+
+/* Every command left, when the loop stops. */
+static void drain_inbox(lv_loop *l) {
+    lv_node *n;
     while ((n = lv_inbox_pop(&l->inbox)) != NULL) lv_cmd_run(l, (lv_cmd *)n);
+}
+
+/* Input that earlier turns' budgets left over: each such session gets this turn's. */
+static void run_backlog(lv_loop *l) {
+    clive_session *s = l->backlog;
+    l->backlog = NULL; /* sessions that still have input left list themselves again */
+    while (s) {
+        clive_session *next = s->backlog_next;
+        s->in_backlog = false;
+        lv_session_run_backlog(s);
+        clive_session_release(s);
+        s = next;
+    }
+}
+
+/* The server's budget for queued bytes (max_queued_total): when every loop's queues
+ * together pass it, this loop closes its own largest queues (4008) until the total is met
+ * or it has nothing large left. Checked once per pass, from counters, so fanout pays
+ * nothing for it. */
+typedef struct queued_session {
+    size_t bytes;
+    clive_session *s;
+} queued_session;
+
+static int by_bytes_desc(const void *a, const void *b) {
+    size_t x = ((const queued_session *)a)->bytes, y = ((const queued_session *)b)->bytes;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void enforce_queue_budget(lv_loop *l) {
+    clive_server *srv = l->server;
+    uint64_t total = 0;
+    for (unsigned i = 0; i < srv->nloops; i++)
+        total += atomic_load_explicit(&srv->loops[i].counters.queued_bytes, memory_order_relaxed);
+    if (total <= srv->options.max_queued_total) return;
+    size_t n = 0, cap = 0;
+    queued_session *list = NULL;
+    for (clive_session *s = l->sessions; s; s = s->next) {
+        if (s->state != LV_OPEN || s->overflowed || s->q.bytes == 0) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            queued_session *p = realloc(list, cap * sizeof *p);
+            if (p == NULL) break;
+            list = p;
+        }
+        list[n++] = (queued_session){s->q.bytes, s};
+    }
+    qsort(list, n, sizeof *list, by_bytes_desc);
+    for (size_t i = 0; i < n && total > srv->options.max_queued_total; i++) {
+        total -= list[i].bytes;
+        lv_count(&l->counters.budget_closes, 1);
+        lv_session_overflow(list[i].s);
+    }
+    free(list);
 }
 
 void lv_loop_presence(lv_loop *l, lv_sub *sub, uint64_t id, int joined) {
@@ -109,9 +184,11 @@ static void on_prepare(uv_prepare_t *handle) {
     lv_loop *l = handle->data;
     uint64_t start = uv_hrtime();
     unsigned written = 0;
+    run_backlog(l);
     for (;;) {
         if (!l->server->options.presence_interval_ms)
             lv_presence_flush(&l->presence, &l->server->options.callbacks);
+        enforce_queue_budget(l);
         if (!l->deferred && !l->dirty) break;
         while (l->deferred) {
             clive_session *s = l->deferred;
@@ -135,7 +212,12 @@ static void on_prepare(uv_prepare_t *handle) {
             }
         }
     }
-    if (uv_is_active((uv_handle_t *)&l->resume)) uv_idle_stop(&l->resume);
+    /* sessions with input left over: poll without blocking, so it is read next turn */
+    if (l->backlog) {
+        if (!uv_is_active((uv_handle_t *)&l->resume)) uv_idle_start(&l->resume, on_resume);
+    } else if (uv_is_active((uv_handle_t *)&l->resume)) {
+        uv_idle_stop(&l->resume);
+    }
 }
 
 /* --- topic policies ------------------------------------------------------------------ */
@@ -309,7 +391,7 @@ void lv_loop_maybe_stop(lv_loop *l) {
     /* Refuse new commands, wait out producers mid-push, run what they left. */
     atomic_store(&l->open, 0);
     while (atomic_load(&l->posting) != 0) sched_yield();
-    on_wake(&l->wake);
+    drain_inbox(l);
     uv_close((uv_handle_t *)&l->wake, on_handle_closed);
     uv_close((uv_handle_t *)&l->flush, on_handle_closed);
     uv_close((uv_handle_t *)&l->resume, on_handle_closed);
@@ -332,6 +414,12 @@ static void thread_main(void *arg) {
         s->in_deferred = false;
         clive_session_release(s);
     }
+    while (l->backlog) {
+        clive_session *s = l->backlog;
+        l->backlog = s->backlog_next;
+        s->in_backlog = false;
+        clive_session_release(s);
+    }
     clive_session *s;
     while ((s = take_dirty(l)) != NULL)
         if (s->release_after_flush) clive_session_release(s);
@@ -352,6 +440,9 @@ int lv_loop_init(lv_loop *l, clive_server *server, unsigned index) {
     lv_inbox_init(&l->inbox);
     lv_topics_init(&l->topics);
     l->topics.ctx = l;
+    l->topics.max_per_session = server->options.max_topics_per_session;
+    l->topics.max_topics = server->options.max_topics;
+    l->topics.shared_topics = &server->topic_regs;
     l->topics.on_topic_free = on_topic_freed;
     if (server->options.presence) l->topics.on_remove = on_subscription_removed;
     atomic_init(&l->open, 0);

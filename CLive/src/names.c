@@ -1,8 +1,35 @@
 /* The name-keyed hash table (see names.h). */
 #include "names.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "siphash.h"
+
+static uint64_t key[2];
+static pthread_once_t seeded = PTHREAD_ONCE_INIT;
+
+static void draw_key(void) {
+    uint64_t k[2];
+    if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k) {
+        /* No entropy source (very early boot, a seccomp jail): a key that is at least
+         * not known in advance. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        k[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+        k[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&ts;
+    }
+    key[0] = k[0];
+    key[1] = k[1];
+}
+
+void lv_names_seed(void) { pthread_once(&seeded, draw_key); }
+
+uint64_t lv_name_hash(const char *p, size_t n) { return lv_siphash(key[0], key[1], p, n); }
 
 uint32_t lv_names_slot(const lv_name_table *t, const char *name, size_t len, uint64_t hash) {
     uint32_t mask = t->cap - 1;

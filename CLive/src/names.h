@@ -11,13 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The hash of a name (FNV-1a). Short names, and no keyed hash needed: a client can only
- * create topics the app lets it join. */
-static inline uint64_t lv_name_hash(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    return h;
-}
+/* The hash of a name: SipHash-2-4 under a key drawn at random once per process
+ * (lv_names_seed), because clients choose topic names, and with an unkeyed hash they could
+ * choose thousands that collide and make every lookup walk them all. */
+uint64_t lv_name_hash(const char *p, size_t n);
+
+/* Draws the process's hash key from the system's random source, once; later calls do
+ * nothing. Before it runs the key is zero (the unit tests hash with that). Any thread. */
+void lv_names_seed(void);
 
 typedef struct lv_name_key {
     uint64_t hash; /* lv_name_hash of the name */

@@ -1,6 +1,7 @@
 /* The server: options and their defaults, listening sockets, loop threads, shutdown. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -22,6 +23,7 @@ const char *clive_strerror(int error) {
     case CLIVE_ESTATE: return "not allowed in this state";
     case CLIVE_EADDR: return "cannot bind address";
     case CLIVE_ESYS: return "system call failed";
+    case CLIVE_ELIMIT: return "limit reached";
     default: return "unknown error";
     }
 }
@@ -55,6 +57,63 @@ static void apply_defaults(clive_options *o) {
     if (!o->close_timeout_ms) o->close_timeout_ms = 3000;
     if (o->rate_limit && !o->rate_burst) o->rate_burst = o->rate_limit;
     if (!o->rate_grace_ms) o->rate_grace_ms = 5000; /* a burst that outlasts this is abuse */
+    /* Centrifugo allows 128 channels per client; an app that needs more says so. */
+    if (!o->max_topics_per_session) o->max_topics_per_session = 128;
+    /* about 0.3 KiB each with a short name: a bound in the hundreds of MiB at worst */
+    if (!o->max_topics) o->max_topics = 1000000;
+    /* names are keys, not payloads (Centrifugo: 255); 65535 is the protocol's ceiling */
+    if (!o->max_topic_len) o->max_topic_len = 255;
+    /* a bound on what slow readers together can pin, well above any healthy load */
+    if (!o->max_queued_total) o->max_queued_total = (size_t)1 << 30;
+}
+
+/* Ranges, checked after defaults: each bound keeps a size inside the type that holds it
+ * (the request head's capacity is 32-bit, a ring's count is 32-bit) or a value that
+ * makes sense at all. */
+static bool outside(uint64_t v, uint64_t lo, uint64_t hi) { return v < lo || v > hi; }
+
+static int check_ranges(const clive_options *o, char *msg, size_t cap) {
+#define RANGE(field, lo, hi)                                                                \
+    if (outside((uint64_t)o->field, (uint64_t)(lo), (uint64_t)(hi))) {                    \
+        snprintf(msg, cap, "%s must be %llu...%llu, got %llu", #field,                     \
+                 (unsigned long long)(lo), (unsigned long long)(hi),                        \
+                 (unsigned long long)o->field);                                             \
+        return CLIVE_EINVAL;                                                                \
+    }
+    RANGE(loops, 1, 1024);
+    RANGE(queue_size, 1, 1u << 24);
+    RANGE(queue_bytes, 1, (uint64_t)1 << 40);
+    RANGE(max_message, 1, (uint64_t)1 << 31);
+    RANGE(max_fragments, 1, 1u << 30);
+    RANGE(max_request_head, 64, 1u << 20);
+    RANGE(handshake_timeout_ms, 1, 86400000u);
+    RANGE(ping_interval_ms, 1, 86400000u);
+    RANGE(idle_timeout_ms, 1, 86400000u);
+    RANGE(close_timeout_ms, 1, 86400000u);
+    RANGE(subprotocol_count, 0, 127);
+    RANGE(topic_policy_count, 0, 256);
+    RANGE(presence_interval_ms, 0, 3600000u);
+    RANGE(rate_grace_ms, 1, 86400000u);
+    RANGE(max_topic_len, 1, 65535);
+    RANGE(max_queued_total, 1, (uint64_t)1 << 50);
+#undef RANGE
+    if (o->rate_limit && o->rate_burst > 1000000) {
+        snprintf(msg, cap, "rate_burst must be 1...1000000, got %u", o->rate_burst);
+        return CLIVE_EINVAL;
+    }
+    return CLIVE_OK;
+}
+
+int clive_options_check(const clive_options *options, char *msg, size_t cap) {
+    clive_options o = *options;
+    apply_defaults(&o);
+    char scratch[8];
+    if (msg == NULL || cap == 0) {
+        msg = scratch;
+        cap = sizeof scratch;
+    }
+    msg[0] = 0;
+    return check_ranges(&o, msg, cap);
 }
 
 static char **copy_strings(clive_server *srv, const char *const *src, size_t n) {
@@ -83,7 +142,9 @@ int clive_server_new(const clive_options *options, clive_server **out) {
     srv->options = *options;
     apply_defaults(&srv->options);
     atomic_init(&srv->refs, 1);
+    lv_names_seed();
     lv_presence_init(&srv->presence);
+    lv_peers_init(&srv->peers);
     int err = CLIVE_OK;
     clive_options *o = &srv->options;
     if (o->subprotocol_count) {
@@ -117,7 +178,7 @@ int clive_server_new(const clive_options *options, clive_server **out) {
             srv->owned_policies = policies;
         }
     }
-    if (o->subprotocol_count > 127 || o->loops > 1024) err = CLIVE_EINVAL;
+    if (err == CLIVE_OK) err = check_ranges(o, srv->error, sizeof srv->error);
     if (err == CLIVE_OK) {
         srv->nloops = o->loops;
         srv->loops = calloc(srv->nloops, sizeof *srv->loops);
@@ -137,24 +198,48 @@ void clive_server_set_callback_user(clive_server *srv, void *user) {
     if (!atomic_load(&srv->started)) srv->options.callbacks.user = user;
 }
 
-static int bind_one(const struct addrinfo *ai, uint16_t port) {
+/* Binds one listening socket. The first loop's socket is bound without SO_REUSEPORT (unless
+ * the port is to be shared), so that a port another process holds fails here instead of
+ * quietly splitting the clients between two servers; the option is then set on it before
+ * listen, and the other loops' sockets join it. Linux lets a socket join a port only
+ * when every socket on it, the first included, has SO_REUSEPORT and the same owner. */
+static int bind_one(const struct addrinfo *ai, uint16_t port, bool first, bool share) {
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    /* One listening socket per loop on the same port: the kernel spreads connections. */
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (!first || share) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     struct sockaddr_storage ss;
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
     if (ss.ss_family == AF_INET)
         ((struct sockaddr_in *)&ss)->sin_port = htons(port);
     else
         ((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
-    if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+    if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0) {
+        int e = errno;
         close(fd);
+        errno = e;
+        return -1;
+    }
+    if (first && !share) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
         return -1;
     }
     return fd;
+}
+
+static void describe_bind_error(clive_server *srv, const char *host, uint16_t port, int e) {
+    const char *h = host && *host ? host : "*";
+    bool v6 = strchr(h, ':') != NULL;
+    const char *why = e == EADDRINUSE ? "already in use"
+                      : e == EACCES ? "not permitted (ports below 1024 need privileges)"
+                      : e == EADDRNOTAVAIL ? "not an address of this machine"
+                                           : strerror(e);
+    snprintf(srv->error, sizeof srv->error, "address %s%s%s:%u %s", v6 ? "[" : "", h,
+             v6 ? "]" : "", port, why);
 }
 
 int clive_server_listen(clive_server *srv, const char *host, uint16_t port) {
@@ -164,12 +249,18 @@ int clive_server_listen(clive_server *srv, const char *host, uint16_t port) {
     struct addrinfo *res = NULL;
     char service[8];
     snprintf(service, sizeof service, "%u", port);
-    if (getaddrinfo(host && *host ? host : NULL, service, &hints, &res) != 0 || res == NULL)
+    int gai = getaddrinfo(host && *host ? host : NULL, service, &hints, &res);
+    if (gai != 0 || res == NULL) {
+        snprintf(srv->error, sizeof srv->error, "cannot resolve host %s: %s", host ? host : "",
+                 gai ? gai_strerror(gai) : "no address");
         return CLIVE_EADDR;
+    }
     int err = CLIVE_OK;
+    uint16_t asked = port;
     for (unsigned i = 0; i < srv->nloops; i++) {
-        int fd = bind_one(res, port);
+        int fd = bind_one(res, port, i == 0, srv->options.share_port != 0);
         if (fd < 0) {
+            describe_bind_error(srv, host, asked ? asked : port, errno);
             err = CLIVE_EADDR;
             break;
         }
@@ -195,6 +286,8 @@ int clive_server_listen(clive_server *srv, const char *host, uint16_t port) {
 }
 
 uint16_t clive_server_port(const clive_server *srv) { return srv->port; }
+
+const char *clive_server_error(const clive_server *srv) { return srv->error; }
 
 static unsigned running_loops(const clive_server *srv);
 
@@ -260,6 +353,7 @@ void lv_server_release(clive_server *srv) {
     for (unsigned i = 0; srv->loops && i < srv->nloops; i++) lv_loop_free(&srv->loops[i]);
     free(srv->loops);
     lv_presence_free(&srv->presence);
+    lv_peers_free(&srv->peers);
     for (size_t i = 0; i < srv->owned_count; i++) free(srv->owned_strings[i]);
     free(srv->owned_strings);
     free(srv->owned_policies);
@@ -297,6 +391,8 @@ void clive_server_stats(const clive_server *srv, clive_stats *out) {
         SUM(messages_in);
         SUM(frames_out);
         SUM(rate_limited);
+        SUM(budget_closes);
+        SUM(refused_subscribes);
 #undef SUM
     }
 }

@@ -24,11 +24,23 @@
 static atomic_uint_fast64_t next_session_id = 1;
 
 #define READS_PER_EVENT 4 /* bounded so one busy client cannot starve the loop */
+/* Messages (and control frames) one session may have handled per loop turn. A read can
+ * hold thousands of small pipelined messages; what is left over waits in the session's
+ * backlog for the next turn while its socket is not read, so TCP flow control slows the
+ * client down and the loop's other sessions get their turn in between. */
+#define MESSAGES_PER_TURN 64
 
 static void enqueue_control(clive_session *s, clive_frame *f);
 
 static const clive_callbacks *callbacks(clive_session *s) {
     return &s->loop->server->options.callbacks;
+}
+
+/* The poll events a session wants in its state: reading unless it waits for the app's
+ * upgrade decision or has unparsed input left over, writing while a write is blocked. */
+static int wanted_events(const clive_session *s) {
+    int events = s->state == LV_DECIDING || s->in_backlog ? 0 : UV_READABLE;
+    return events | (s->blocked ? UV_WRITABLE : 0);
 }
 
 static void set_polling(clive_session *s, int events) {
@@ -87,6 +99,14 @@ void lv_session_open_fd(lv_loop *l, int fd) {
     /* Over the cap, the request is still read, so the client gets a real 503 rather than
      * a reset of a request it was still sending. */
     s->over_limit = srv->options.max_sessions && n > srv->options.max_sessions;
+    if (srv->options.max_sessions_per_ip) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        bool over = false;
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+            s->peer = lv_peers_add(&srv->peers, &ss, srv->options.max_sessions_per_ip, &over);
+        s->over_ip_limit = over;
+    }
     set_polling(s, UV_READABLE);
 }
 
@@ -146,6 +166,10 @@ static void handle_request(clive_session *s, size_t end) {
     if (status == 0 && s->over_limit) {
         status = 503;
         reason = "too many connections";
+    }
+    if (status == 0 && s->over_ip_limit) {
+        status = 429;
+        reason = "too many connections from this address";
     }
     if (status != 0) {
         reject(s, status, reason);
@@ -238,13 +262,13 @@ void lv_session_do_accept(clive_session *s, unsigned codec_slot) {
     account_queue(s, c0, b0);
     lv_count(&l->counters.sessions, 1);
     lv_loop_mark_dirty(s);
-    set_polling(s, UV_READABLE);
-    /* Frames the client sent right behind its request are parsed on the deferred pass,
-     * so that no on_message runs inside the on_request that accepted. */
+    /* Frames the client sent right behind its request are parsed from the backlog on the
+     * loop's next pass, so that no on_message runs inside the on_request that accepted. */
     if (s->head_len > s->head_scanned)
-        lv_loop_defer(s);
+        lv_loop_backlog(s);
     else
         free_head(s);
+    set_polling(s, wanted_events(s));
 }
 
 void lv_session_do_respond(clive_session *s, int status, const char *headers, size_t hlen,
@@ -328,13 +352,18 @@ static int hook_data(void *user, int opcode, uint8_t *data, size_t len, int last
         if (len) memcpy(s->msg + s->msg_len, data, len);
         s->msg_len += len;
         if (!last) return 0;
-        deliver(s, opcode, s->msg, s->msg_len);
-        /* The buffer goes with the message: idle sessions keep no reassembly memory. */
-        free(s->msg);
+        /* The buffer goes with the message (idle sessions keep no reassembly memory), but
+         * only after the callback: a handler that closes its own session must still be
+         * able to read the bytes it was handed. */
+        uint8_t *msg = s->msg;
+        size_t msg_len = s->msg_len;
         s->msg = NULL;
         s->msg_len = s->msg_cap = 0;
+        deliver(s, opcode, msg, msg_len);
+        free(msg);
     }
-    return s->state != LV_OPEN;
+    if (s->state != LV_OPEN) return 1;
+    return --s->budget == 0; /* the turn's budget is spent: the rest waits */
 }
 
 static int hook_control(void *user, int opcode, uint8_t *data, size_t len) {
@@ -352,22 +381,77 @@ static int hook_control(void *user, int opcode, uint8_t *data, size_t len) {
         lv_session_start_close(s, CLIVE_CLOSED_BY_PEER, code, reason, len > 2 ? len - 2 : 0);
         return 1;
     }
-    return 0; /* a pong needs nothing: hearing from the peer already reset its timers */
+    /* a pong needs nothing: hearing from the peer already reset its timers; a ping costs
+     * a pong, so both count against the turn's budget */
+    return s->state != LV_OPEN || --s->budget == 0;
 }
 
 static const lv_frame_hooks frame_hooks = {hook_data, hook_control};
 
-static void on_frame_bytes(clive_session *s, uint8_t *data, size_t n) {
-    int r = lv_frame_parse(&s->parser, data, n, NULL, &frame_hooks, s);
+/* Parses received bytes; returns how many it consumed: all of them, unless the turn's
+ * budget ran out first (the session is still open and the rest must wait). */
+static size_t on_frame_bytes(clive_session *s, uint8_t *data, size_t n) {
+    size_t used = n;
+    int r = lv_frame_parse(&s->parser, data, n, &used, &frame_hooks, s);
     if (r > 0) lv_session_start_close(s, CLIVE_CLOSED_PROTOCOL, (uint16_t)r, "", 0);
+    return r == LV_FRAME_STOPPED && s->state == LV_OPEN ? used : n;
 }
 
-/* Parses bytes that arrived behind the request head, before any newer read. */
-static void drain_pipelined(clive_session *s) {
+/* Parses the backlog (bytes behind the request head, or left over by a previous turn)
+ * within this turn's budget; what still remains stays for the next turn. */
+static void drain_backlog(clive_session *s) {
     if (s->head == NULL) return;
-    if (s->state == LV_OPEN && s->head_len > s->head_scanned)
-        on_frame_bytes(s, (uint8_t *)s->head + s->head_scanned, s->head_len - s->head_scanned);
+    if (s->state == LV_OPEN && s->head_len > s->head_scanned) {
+        s->head_scanned += on_frame_bytes(s, (uint8_t *)s->head + s->head_scanned,
+                                          s->head_len - s->head_scanned);
+        if (s->state == LV_OPEN && s->head_scanned < s->head_len) {
+            lv_loop_backlog(s);
+            return;
+        }
+    }
     free_head(s);
+}
+
+/* Keeps the n bytes a read's budget left unparsed as the backlog. */
+static void keep_backlog(clive_session *s, const uint8_t *rest, size_t n) {
+    s->head = malloc(n);
+    if (s->head == NULL) {
+        lv_session_start_close(s, CLIVE_CLOSED_BY_SERVER, LV_CLOSE_INTERNAL, "out of memory", 13);
+        return;
+    }
+    memcpy(s->head, rest, n);
+    s->head_len = s->head_cap = (uint32_t)n;
+    s->head_scanned = 0;
+    lv_loop_backlog(s);
+    set_polling(s, wanted_events(s));
+}
+
+void lv_session_run_backlog(clive_session *s) {
+    if (s->state == LV_OPEN) {
+        s->budget = MESSAGES_PER_TURN;
+        drain_backlog(s);
+    } else {
+        free_head(s);
+    }
+    set_polling(s, wanted_events(s));
+}
+
+/* Appends newly read bytes behind a backlog that has not been parsed yet. */
+static void keep_after_backlog(clive_session *s, const uint8_t *data, size_t n) {
+    size_t have = s->head_len - s->head_scanned;
+    char *p = malloc(have + n);
+    if (p == NULL) {
+        lv_session_start_close(s, CLIVE_CLOSED_BY_SERVER, LV_CLOSE_INTERNAL, "out of memory", 13);
+        return;
+    }
+    memcpy(p, s->head + s->head_scanned, have);
+    memcpy(p + have, data, n);
+    free(s->head);
+    s->head = p;
+    s->head_len = s->head_cap = (uint32_t)(have + n);
+    s->head_scanned = 0;
+    lv_loop_backlog(s);
+    set_polling(s, wanted_events(s));
 }
 
 /* The connection ended under us (EOF or a socket error). */
@@ -375,7 +459,8 @@ static void lost(clive_session *s) { lv_session_finish(s); }
 
 static void on_readable(clive_session *s) {
     lv_loop *l = s->loop;
-    if (s->state == LV_OPEN && s->head) drain_pipelined(s);
+    if (s->in_backlog) return; /* not polled for reading then; a stale event */
+    s->budget = MESSAGES_PER_TURN;
     for (int i = 0; i < READS_PER_EVENT && s->state != LV_DONE; i++) {
         ssize_t n = read(s->fd, l->rbuf, l->rbuf_cap);
         if (n < 0) {
@@ -392,9 +477,17 @@ static void on_readable(clive_session *s) {
         if (s->state == LV_READING_REQUEST) {
             on_request_bytes(s, l->rbuf, (size_t)n);
         } else if (s->state == LV_OPEN) {
-            /* an accept inside this very callback leaves pipelined bytes to go first */
-            if (s->head) drain_pipelined(s);
-            if (s->state == LV_OPEN) on_frame_bytes(s, l->rbuf, (size_t)n);
+            /* An accept inside this very callback left pipelined bytes: they go first, and
+             * these new ones queue behind them. */
+            if (s->head) {
+                keep_after_backlog(s, l->rbuf, (size_t)n);
+                return;
+            }
+            size_t used = on_frame_bytes(s, l->rbuf, (size_t)n);
+            if (used < (size_t)n) {
+                keep_backlog(s, l->rbuf + used, (size_t)n - used);
+                return;
+            }
         }
         /* LV_CLOSING: lingering, the bytes are discarded */
         if (s->state == LV_DECIDING || (size_t)n < l->rbuf_cap) return;
@@ -431,17 +524,24 @@ static int enqueue_owned(clive_session *s, clive_frame *f, bool control) {
     /* Control frames (pongs) count against the frame limit only: a pong must not
      * overflow a queue that holds one maximal message. */
     if (lv_sendq_push(&s->q, f, o->queue_size, control ? SIZE_MAX : o->queue_bytes) != 0) {
-        s->overflowed = true;
-        atomic_store(&s->shared_state, LV_SHARED_OVERFLOWED);
-        lv_sendq_drop(&s->q);
-        account_queue(s, c0, b0);
-        lv_count(&s->loop->counters.overflows, 1);
-        lv_loop_defer(s);
+        lv_session_overflow(s);
         return 0;
     }
     account_queue(s, c0, b0);
     if (!s->in_dirty) lv_loop_mark_dirty(s);
     return 1;
+}
+
+void lv_session_overflow(clive_session *s) {
+    if (s->overflowed || s->state != LV_OPEN) return;
+    s->overflowed = true;
+    atomic_store(&s->shared_state, LV_SHARED_OVERFLOWED);
+    uint32_t c0 = s->q.count;
+    size_t b0 = s->q.bytes;
+    lv_sendq_drop(&s->q);
+    account_queue(s, c0, b0);
+    lv_count(&s->loop->counters.overflows, 1);
+    lv_loop_defer(s);
 }
 
 void lv_session_enqueue(clive_session *s, clive_frame *f) {
@@ -587,8 +687,7 @@ void lv_session_flush(clive_session *s) {
         shutdown(s->fd, SHUT_WR);
         s->write_shut = true;
     }
-    int events = s->state == LV_DECIDING ? 0 : UV_READABLE;
-    set_polling(s, events | (blocked ? UV_WRITABLE : 0));
+    set_polling(s, wanted_events(s));
 }
 
 /* --- closing ----------------------------------------------------------------------- */
@@ -616,9 +715,12 @@ static void leave_open(clive_session *s) {
     lv_count(&l->counters.subscriptions, -(int64_t)(before - l->topics.subscriptions));
     lv_count(&l->counters.topics, (int64_t)l->topics.names.count - (int64_t)topics_before);
     lv_count(&l->counters.sessions, -1);
+    /* A message being reassembled is dropped here, but one being delivered right now was
+     * taken off the session first (hook_data), so its handler can still read it. */
     free(s->msg);
     s->msg = NULL;
     s->msg_len = s->msg_cap = 0;
+    free_head(s); /* unparsed input of a closing session is never parsed */
 }
 
 void lv_session_start_close(clive_session *s, clive_close_kind kind, uint16_t code,
@@ -668,8 +770,18 @@ void lv_session_run_deferred(clive_session *s) {
     }
     if (s->state == LV_OPEN && s->overflowed)
         lv_session_start_close(s, CLIVE_CLOSED_OVERFLOW, CLIVE_CLOSE_SLOW, "slow", 4);
-    if (s->head && s->state == LV_OPEN) drain_pipelined(s);
     if (s->notify_close) notify_close(s);
+}
+
+/* A deadline passed (handshake, or the close timeout after our close frame): the peer is
+ * not answering, and often not reading either. Closing normally would leave the socket in
+ * FIN-WAIT-1 with our unsent bytes for as long as the peer keeps its window shut, holding
+ * kernel memory, and the peer would never learn the connection ended. An abort (RST, by
+ * SO_LINGER 0) frees it at once and tells the peer. */
+static void abort_connection(clive_session *s) {
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+    lv_session_finish(s);
 }
 
 void lv_session_sweep(clive_session *s, uint64_t now) {
@@ -678,7 +790,7 @@ void lv_session_sweep(clive_session *s, uint64_t now) {
     case LV_READING_REQUEST:
     case LV_DECIDING:
     case LV_CLOSING:
-        if (now >= s->deadline_ms) lv_session_finish(s);
+        if (now >= s->deadline_ms) abort_connection(s);
         break;
     case LV_OPEN: {
         uint64_t quiet = now - s->last_heard_ms;
@@ -733,6 +845,8 @@ void lv_session_finish(clive_session *s) {
     s->prev = s->next = NULL;
     lv_count(&l->counters.connections, -1);
     atomic_fetch_sub(&l->server->connections, 1);
+    if (s->peer) lv_peers_remove(&l->server->peers, s->peer);
+    s->peer = NULL;
     uint32_t c0 = s->q.count;
     size_t b0 = s->q.bytes;
     lv_sendq_free(&s->q);

@@ -7,10 +7,14 @@
  * publish is therefore one hash lookup per loop plus, per subscriber, a pointer store into
  * its send ring, with no atomic operation per subscriber.
  *
- * Removal is O(1): each subscription remembers its index in the topic's array. */
+ * Subscribe and unsubscribe cost O(1) whatever a session holds: a topic is found by its
+ * name's keyed hash, a (session, topic) pair in a second table keyed by the two pointers,
+ * and each subscription remembers its index in the topic's array and its neighbours on the
+ * session's list, so removal is a swap and an unlink. */
 #ifndef LIVE_TOPICS_H
 #define LIVE_TOPICS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,8 +32,14 @@ typedef struct lv_sub {
     uint32_t presence_index;    /* position in the presence index (guarded by its lock) */
     uint64_t unsent_seq;        /* latest-only topics: 1 + the ring sequence number of this
                                    subscription's unsent frame, 0 when there is none */
-    struct lv_sub *next;        /* the session's next subscription */
+    struct lv_sub *next, *prev; /* the session's list */
 } lv_sub;
+
+/* A session's subscriptions. */
+typedef struct lv_sub_list {
+    lv_sub *head;
+    uint32_t count;
+} lv_sub_list;
 
 /* A topic's entry for one subscription. The session pointer sits in the array itself so
  * that a fanout, which walks the array, reaches each session without a detour through
@@ -58,7 +68,13 @@ struct lv_topic {
 
 typedef struct lv_topics {
     lv_name_table names; /* name -> lv_topic; names.count is the number of topics */
+    lv_sub **pairs;      /* (session, topic) -> subscription: open addressing, NULL empty */
+    uint32_t pairs_cap, pairs_count;
     uint64_t subscriptions;
+    /* limits (0: none); shared_topics counts topics over every loop's registry */
+    uint32_t max_per_session;
+    uint32_t max_topics;
+    atomic_uint *shared_topics;
     /* called before a subscription is freed (presence bookkeeping); may be NULL */
     void (*on_remove)(void *ctx, lv_sub *sub);
     /* called before an emptied topic is freed (throttle bookkeeping); may be NULL */
@@ -66,16 +82,21 @@ typedef struct lv_topics {
     void *ctx;
 } lv_topics;
 
-/* Adds (session, name). Returns 1 when added, 0 when it already existed, -1 without
- * memory. *list is the session's subscription list (updated). Loop thread. */
-int lv_topics_subscribe(lv_topics *t, clive_session *s, lv_sub **list, const char *name,
+#define LV_TOPICS_LIMIT (-2)
+
+/* Adds (session, name). Returns 1 when added (the new subscription heads the list), 0
+ * when it already existed, -1 without memory, LV_TOPICS_LIMIT when the session holds
+ * max_per_session topics or a new topic would pass max_topics. *list is the session's
+ * (updated). Loop thread. */
+int lv_topics_subscribe(lv_topics *t, clive_session *s, lv_sub_list *list, const char *name,
                         size_t len);
 
 /* Removes (session, name); returns 1 when removed, 0 when absent. An empty topic is freed. */
-int lv_topics_unsubscribe(lv_topics *t, lv_sub **list, const char *name, size_t len);
+int lv_topics_unsubscribe(lv_topics *t, clive_session *s, lv_sub_list *list, const char *name,
+                          size_t len);
 
 /* Removes every subscription on the list. */
-void lv_topics_remove_all(lv_topics *t, lv_sub **list);
+void lv_topics_remove_all(lv_topics *t, lv_sub_list *list);
 
 /* The topic, or NULL. */
 lv_topic *lv_topics_find(const lv_topics *t, const char *name, size_t len);

@@ -7,7 +7,9 @@ public enum CloseReason: Sendable, Hashable {
     /// The client broke RFC 6455: 1002 protocol error, 1007 invalid UTF-8, 1009 too big.
     case protocolError(code: UInt16)
     /// A frame the session's codec could not decode (closed with 1007, or 1003 for the
-    /// wrong frame kind).
+    /// wrong frame kind), or a message whose `ref` was longer than `Options.maxRefLength`
+    /// (closed with 1008 "ref too long"; the string starts with "ref too long"). Both are
+    /// messages the server refused to take in, before `onMessage` saw them.
     case decodeError(String)
     /// The session's send queue overflowed: it read too slowly (closed with 4008).
     case queueOverflow
@@ -17,7 +19,7 @@ public enum CloseReason: Sendable, Hashable {
     case rateLimited
     /// The server shut down (closed with 1001).
     case shutdown
-    /// The TCP connection ended without a close frame, or the session never opened.
+    /// The TCP connection ended without a close frame.
     case connectionLost
 }
 

@@ -7,6 +7,10 @@ import CMsgPack
 /// any element (`dd ff ff ff ff` asks for gigabytes), so a frame's shape and every length
 /// are checked against the bytes actually present before msgpack-c sees it. Decoding
 /// accepts `nil` for any field (empty) and `str` for the body; anything else is an error.
+///
+/// `type`, `topic` and `ref` must be valid UTF-8: one that is not is an error, never
+/// repaired, because a repair (U+FFFD) would make different byte strings the same topic
+/// and hand a client back a ref it did not send. The body is opaque bytes, carried exactly.
 public struct MessagePackCodec: Codec {
     public let name: String
 
@@ -49,11 +53,14 @@ public struct MessagePackCodec: Codec {
                 unpacked.data.via.array.size == 4
             else { throw CodecError.malformed("not a MessagePack array of 4") }
             let items = unpacked.data.via.array.ptr!
-            func text(_ i: Int) -> String {
+            func text(_ i: Int) throws -> String {
                 let o = items[i]
                 guard o.type == MSGPACK_OBJECT_STR, o.via.str.size > 0 else { return "" }
-                return String(decoding: UnsafeRawBufferPointer(start: o.via.str.ptr, count: Int(o.via.str.size)),
-                              as: UTF8.self)
+                let bytes = UnsafeRawBufferPointer(start: o.via.str.ptr, count: Int(o.via.str.size))
+                guard let s = String(validating: bytes, as: UTF8.self) else {
+                    throw CodecError.malformed("\(["type", "topic", "ref"][i]) is not valid UTF-8")
+                }
+                return s
             }
             // The body is a view of the frame's bytes: msgpack-c points into the input.
             let o = items[3]
@@ -66,7 +73,7 @@ public struct MessagePackCodec: Codec {
                     body = payload[start..<(start + size)]
                 }
             }
-            return Message(type: text(0), topic: text(1), ref: text(2), body: body)
+            return Message(type: try text(0), topic: try text(1), ref: try text(2), body: body)
         }
     }
 

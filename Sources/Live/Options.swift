@@ -3,6 +3,8 @@ import Logging
 /// How a `Server` behaves: codecs, limits, timeouts and the handlers.
 ///
 /// Every default is what a public-facing server wants; `docs/CORE.md` gives each reason.
+/// Every option is range-checked when a `Server` is created, which throws an
+/// `OptionsError` naming the first one out of range.
 public struct Options: Sendable {
     /// The codec of a client that asks for no subprotocol (or none the server speaks); a
     /// client may also ask for it by name.
@@ -22,6 +24,42 @@ public struct Options: Sendable {
     public var maxRequestHeadSize = 8192
     /// Connections at once; more are answered 503. `nil`: no limit.
     public var maxSessions: Int? = nil
+
+    // What one client can make the server hold (issue 11). Each bound is checked where the
+    // client asks for more, so a hostile but well-formed client meets it early.
+
+    /// Topics one session may be subscribed to at once; one more makes `subscribe` throw
+    /// `SessionError.tooManyTopics`. Default 128: far more than a page's views need, and it
+    /// caps the memory and unsubscribe work one session's close costs.
+    public var maxTopicsPerSession = 128
+    /// Topics registered on all event loops together (a topic subscribed on two loops
+    /// counts twice); past it `subscribe` throws `SessionError.tooManyTopics`. Default
+    /// 1,000,000: some hundreds of MiB of registry at most, so that many clients each
+    /// inventing topic names cannot exhaust memory.
+    public var maxTopics = 1_000_000
+    /// Bytes in a topic name (UTF-8), 1 to 65,535; a longer one makes `subscribe` and
+    /// `publish` throw `SessionError.invalidTopic`. Default 255: room for any sensible
+    /// name, while a registry of `maxTopics` names stays bounded.
+    public var maxTopicLength = 255
+    /// Bytes in a received message's `ref` (UTF-8); a longer one closes the session with
+    /// 1008 "ref too long" (`CloseReason.decodeError`) before `onMessage` sees it.
+    /// Default 128: a ref is an id the client picks to match replies, and it is echoed
+    /// back in every reply, so a long one would multiply what the client makes us send.
+    public var maxRefLength = 128
+    /// Bytes queued for all sessions together. Past it, the sessions with the largest
+    /// queues are closed as too slow (4008) until it is met again. Default 1 GiB: a
+    /// server-wide ceiling under `queueBytes` per session, so that many slow readers
+    /// cannot add up to more memory than the machine has.
+    public var maxQueuedBytesTotal = 1 << 30
+    /// Connections at once from one IPv4 address or IPv6 /64; more are answered 429.
+    /// `nil` (the default): no limit, because a load balancer or a NAT puts many users
+    /// behind one address; set it when clients connect directly.
+    public var maxSessionsPerIP: Int? = nil
+    /// Let other processes listen on the same port (`SO_REUSEPORT` across processes): the
+    /// kernel then splits new connections between them, and with them the topics and
+    /// presence. Default false, so that a second server on a taken port fails to listen
+    /// instead of silently taking half the connections.
+    public var sharePort = false
     /// Time for the request to arrive and be accepted (including `onAuth`).
     public var handshakeTimeout: Duration = .seconds(10)
     /// A session quiet this long is pinged.
@@ -47,19 +85,24 @@ public struct Options: Sendable {
 
     /// Decides whether an upgrade may proceed and what the session's `Meta` is. Runs in a
     /// task, so it may await I/O; the connection waits (up to `handshakeTimeout`). Throw
-    /// `Rejection` to answer with its status; any other error answers 401 without detail.
-    /// `nil`: every upgrade is accepted with empty `Meta`.
+    /// `Rejection` to answer with its status, headers and body; any other error answers
+    /// 401 without detail. The task is cancelled when the client disconnects or the
+    /// handshake times out first (its answer then goes nowhere), so an `onAuth` that
+    /// awaits cancellable work stops early. `nil`: every upgrade is accepted with empty
+    /// `Meta`.
     public var onAuth: (@Sendable (Request) async throws -> Meta)? = nil
 
     /// Called for each decoded message, on the session's event-loop thread, in arrival
     /// order. It must not block: hand slow work to a `Task` (see the README).
     public var onMessage: (@Sendable (Session, Message) -> Void)? = nil
 
-    /// Called exactly once per session that `onAuth` accepted, when it ends, after it was
-    /// unsubscribed from every topic. On the session's event-loop thread.
+    /// Called exactly once per session that opened (`onAuth` accepted it and the
+    /// handshake completed), when it ends, after it was unsubscribed from every topic. On
+    /// the session's event-loop thread.
     public var onClose: (@Sendable (Session, CloseReason) -> Void)? = nil
 
-    /// Answers plain HTTP requests on the same port (a health check, a page). `nil`: 426.
+    /// Answers plain HTTP requests on the same port (a health check, a page). Runs in a
+    /// task, cancelled when the client disconnects first. `nil`: 426.
     public var onHTTP: (@Sendable (Request) async -> Response)? = nil
 
     public init() {}

@@ -3,10 +3,16 @@ import CLive
 /// Topic-based publish/subscribe over sessions. Topics are plain strings.
 public protocol PubSub: Sendable {
     /// Subscribes a session; subscribing twice is a no-op.
+    /// - Throws: `SessionError.invalidTopic` for an empty topic or one longer than
+    ///   `Options.maxTopicLength`, `SessionError.tooManyTopics` past
+    ///   `Options.maxTopicsPerSession` or `Options.maxTopics`, `SessionError.closed` after
+    ///   the session closed.
     func subscribe(_ session: Session, to topic: String) throws
     /// Removes a subscription; a no-op when absent.
     func unsubscribe(_ session: Session, from topic: String) throws
     /// Sends a message to every session subscribed to the topic.
+    /// - Throws: `SessionError.invalidTopic` for an invalid topic, `SessionError.closed`
+    ///   once the server is shutting down or gone.
     func publish(_ message: Message, to topic: String) throws
 }
 
@@ -19,7 +25,11 @@ public protocol PubSub: Sendable {
 ///
 /// Called on a session's own event loop (in `onMessage`), subscribe and unsubscribe take
 /// effect before they return; from other threads they take effect shortly after, in order
-/// with that thread's other calls.
+/// with that thread's other calls. The topic limits (`Options.maxTopicsPerSession`,
+/// `Options.maxTopics`) can only be checked where the session's topics live: off the
+/// session's loop, a subscribe over them is dropped when the loop runs it, without an
+/// error (counted in `Server.stats.refusedSubscribes`); check with `Session.inspect()`.
+/// A topic's length is checked on every thread.
 public struct InProcessPubSub: PubSub {
     let core: ServerCore?
 

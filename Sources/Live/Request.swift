@@ -68,14 +68,19 @@ private func hexValue(_ c: UInt8) -> UInt8? {
     }
 }
 
-/// Thrown by `onAuth` to refuse an upgrade with an HTTP status and body, e.g.
-/// `throw Rejection(status: .forbidden, body: "no access to this room")`.
+/// Thrown by `onAuth` to refuse an upgrade with an HTTP status, headers and body, e.g.
+/// `throw Rejection(status: .forbidden, body: "no access to this room")`, or
+/// `throw Rejection(status: .tooManyRequests, headers: [.retryAfter: "30"])`.
 public struct Rejection: Error, Sendable {
     public var status: HTTPResponse.Status
+    /// Header fields for the response (e.g. `WWW-Authenticate`, `Retry-After`). The core
+    /// adds the framing ones (`Content-Length`, `Connection: close`).
+    public var headers: HTTPFields
     public var body: String
 
-    public init(status: HTTPResponse.Status, body: String = "") {
+    public init(status: HTTPResponse.Status, headers: HTTPFields = [:], body: String = "") {
         self.status = status
+        self.headers = headers
         self.body = body
     }
 }

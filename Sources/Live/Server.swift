@@ -27,6 +27,9 @@ public final class Server: Service, Sendable {
     /// Who is subscribed to each topic, across every event loop (needs `Options.presence`).
     public var presence: Presence { Presence(core: core) }
 
+    /// Creates a server (not yet listening).
+    /// - Throws: `OptionsError` naming the first option out of its range, or
+    ///   `ServerError` when the core cannot be set up (threads, memory).
     public init(options: Options = Options()) throws {
         core = try ServerCore(options: options)
     }
@@ -34,6 +37,9 @@ public final class Server: Service, Sendable {
     deinit { core.shutdown() }
 
     /// Binds the address; port 0 picks a free port (read it from `port` afterwards).
+    /// - Throws: `ServerError` saying what failed, e.g. "address 127.0.0.1:8080 already
+    ///   in use" (another process holds the port, unless both set `Options.sharePort`), or
+    ///   that the port is outside 0...65535.
     public func listen(host: String = "127.0.0.1", port: Int) throws {
         try core.listen(host: host, port: port)
     }
@@ -67,6 +73,25 @@ public final class Server: Service, Sendable {
         } onGracefulShutdown: {
             self.core.shutdown()
         }
+    }
+
+    /// The open session with this id, if any: sessions are registered when they are
+    /// accepted and removed just before `onClose`, so that an app can act on one it only
+    /// knows the id of (an admin closing an abusive client, a presence list's entry).
+    public func session(id: Session.ID) -> Session? {
+        guard let key = UInt64(id) else { return nil }
+        return core.sessions.withLock { $0[key] }
+    }
+
+    /// The core's counters, summed over event loops: a snapshot, read without waiting.
+    public var stats: Stats { core.stats }
+
+    /// Sends a message to every open session, encoded once per codec in use and shared,
+    /// as `pubsub.publish` does for a topic's subscribers (a session whose codec cannot
+    /// carry the message is skipped for it, counted in `skippedEncodes`).
+    /// - Throws: `SessionError.closed` once the server is shutting down.
+    public func broadcast(_ message: Message) throws {
+        try core.broadcast(message)
     }
 
     /// Publishes through a codec error for subscribers whose codec could not encode a

@@ -8,9 +8,11 @@ import Synchronization
 /// its callbacks into `Request`, `Session`, `Message` and `CloseReason`, and encodes
 /// publishes once per codec in use.
 ///
-/// A `Session` object is attached to its C session as a retained user pointer just before
-/// the upgrade is accepted, and detached (exactly once, with `clive_session_take_user`) by
-/// `on_close`, which is where the C core guarantees the last callback.
+/// While `onAuth` (or `onHTTP`) runs, a `PendingRequest` is the C session's retained user
+/// pointer; a `Session` object replaces it just before the upgrade is accepted. Either is
+/// detached exactly once, with `clive_session_take_user`: by the task when it answers, or
+/// by `on_close` (where the C core guarantees the last callback), which then cancels the
+/// task of a connection that went away.
 final class ServerCore: @unchecked Sendable {
     // @unchecked: `handle` is only used through clive functions documented "any thread";
     // everything else is immutable or synchronised.
@@ -24,6 +26,13 @@ final class ServerCore: @unchecked Sendable {
     let skippedEncodes = Atomic<Int>(0)
     /// Public presence values (`PresenceOptions.publicField`) of open sessions, by id.
     let publicValues = Mutex<[UInt64: String]>([:])
+    /// Sessions from accept to on_close, by id (`Server.session(id:)`).
+    let sessions = Mutex<[UInt64: Session]>([:])
+    /// Set by `shutdown()`: publishes and broadcasts then throw `SessionError.closed`
+    /// without encoding anything.
+    let shuttingDown = Atomic<Bool>(false)
+    /// `options.maxRefLength`, read for every received message.
+    let maxRefLength: Int
     private let state = Mutex(State())
 
     private struct State {
@@ -37,55 +46,16 @@ final class ServerCore: @unchecked Sendable {
         codecs = options.codecTable
         defaultSlot = options.defaultCodecSlot
         logger = options.logger
+        maxRefLength = options.maxRefLength
         sessionsPerSlot = codecs.map { _ in Counter() }
-        var c = clive_options()
-        c.loops = UInt32(clamping: options.eventLoops ?? 0)
-        c.queue_size = UInt32(clamping: options.queueSize)
-        c.queue_bytes = max(1, options.queueBytes)
-        c.max_message = max(1, options.maxMessageSize)
-        c.max_fragments = UInt32(clamping: options.maxFragments)
-        c.max_request_head = max(64, options.maxRequestHeadSize)
-        c.max_sessions = UInt32(clamping: options.maxSessions ?? 0)
-        c.handshake_timeout_ms = milliseconds(options.handshakeTimeout)
-        c.ping_interval_ms = milliseconds(options.pingInterval)
-        c.idle_timeout_ms = milliseconds(options.idleTimeout)
-        c.close_timeout_ms = milliseconds(options.closeTimeout)
-        if let limit = options.rateLimit {
-            c.rate_limit = UInt32(clamping: max(1, limit.messagesPerSecond))
-            c.rate_burst = UInt32(clamping: max(1, limit.burst))
-            c.rate_grace_ms = milliseconds(limit.grace)
-        }
-        c.callbacks.on_request = liveOnRequest
-        c.callbacks.on_message = liveOnMessage
-        c.callbacks.on_close = liveOnClose
-        if let presence = options.presence {
-            c.presence = 1
-            c.presence_interval_ms = presence.batchInterval == .zero ? 0 : milliseconds(presence.batchInterval)
-            c.callbacks.on_presence = liveOnPresence
-        }
-        // The core copies every string; these live only for the call.
-        let protocols = codecs.map { strdup($0.name) }
-        let origins = options.allowedOrigins.map { strdup($0) }
-        let prefixes = options.topicPolicies.map { strdup($0.prefix) }
-        defer { (protocols + origins + prefixes).forEach { free($0) } }
-        let policies = zip(options.topicPolicies, prefixes).map { policy, prefix in
-            clive_topic_policy(
-                prefix: prefix, throttle_ms: policy.throttle.map { milliseconds($0) } ?? 0,
-                latest_only: policy.latestValueWins ? 1 : 0)
-        }
+        try options.validate()
         var server: OpaquePointer?
-        let rc = protocols.map { UnsafePointer($0) }.withUnsafeBufferPointer { p in
-            origins.map { UnsafePointer($0) }.withUnsafeBufferPointer { o in
-                c.subprotocols = p.baseAddress
-                c.subprotocol_count = p.count
-                c.allowed_origins = o.baseAddress
-                c.allowed_origin_count = o.count
-                return policies.withUnsafeBufferPointer { t in
-                    c.topic_policies = t.baseAddress
-                    c.topic_policy_count = t.count
-                    return clive_server_new(&c, &server)
-                }
-            }
+        let rc = options.withCOptions { c in
+            c.callbacks.on_request = liveOnRequest
+            c.callbacks.on_message = liveOnMessage
+            c.callbacks.on_close = liveOnClose
+            if options.presence != nil { c.callbacks.on_presence = liveOnPresence }
+            return clive_server_new(&c, &server)
         }
         guard rc == CLIVE_OK.rawValue, let server else { throw ServerError(rc) }
         handle = server
@@ -98,9 +68,14 @@ final class ServerCore: @unchecked Sendable {
     var callbackContext: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
     func listen(host: String, port: Int) throws {
-        guard (0...65535).contains(port) else { throw ServerError(CLIVE_EINVAL.rawValue) }
+        guard (0...65535).contains(port) else {
+            throw ServerError(CLIVE_EINVAL.rawValue, description: "port \(port) is outside 0...65535")
+        }
         let rc = clive_server_listen(handle, host, UInt16(port))
-        guard rc == CLIVE_OK.rawValue else { throw ServerError(rc) }
+        guard rc == CLIVE_OK.rawValue else {
+            let why = clive_server_error(handle).map { String(cString: $0) } ?? ""
+            throw ServerError(rc, description: why.isEmpty ? nil : why)
+        }
     }
 
     var port: Int { Int(clive_server_port(handle)) }
@@ -137,7 +112,10 @@ final class ServerCore: @unchecked Sendable {
         clive_server_set_callback_user(handle, callbackContext)
     }
 
-    func shutdown() { clive_server_shutdown(handle) }
+    func shutdown() {
+        shuttingDown.store(true, ordering: .relaxed)
+        clive_server_shutdown(handle)
+    }
 
     /// Returns once the loops have stopped (at once if they never started).
     func waitUntilStopped() async {
@@ -167,14 +145,25 @@ final class ServerCore: @unchecked Sendable {
             publicValues.withLock { $0[clive_session_id(handle)] = value.description }
         }
         sessionsPerSlot[slot].value.add(1, ordering: .relaxed)
+        sessions.withLock { $0[clive_session_id(handle)] = session }
         clive_session_set_user(handle, Unmanaged.passRetained(session).toOpaque())
         if clive_session_accept(handle, UInt32(slot)) != CLIVE_OK.rawValue {
             // Too late (the handshake timed out): detach unless on_close already did.
             if let p = clive_session_take_user(handle) {
-                Unmanaged<Session>.fromOpaque(p).release()
-                sessionsPerSlot[slot].value.subtract(1, ordering: .relaxed)
+                forget(Unmanaged<Session>.fromOpaque(p).takeRetainedValue())
             }
         }
+    }
+
+    /// Undoes what `accept` recorded about a session that has ended.
+    func forget(_ session: Session) {
+        let id = clive_session_id(session.handle)
+        sessionsPerSlot[session.codecSlot].value.subtract(1, ordering: .relaxed)
+        if options.presence?.publicField != nil {
+            // leave events list ids only, so the value is not needed any more
+            _ = publicValues.withLock { $0.removeValue(forKey: id) }
+        }
+        _ = sessions.withLock { $0.removeValue(forKey: id) }
     }
 
     func respond(_ handle: OpaquePointer, status: Int, headers: HTTPFields = [:], body: Bytes) {
@@ -187,59 +176,34 @@ final class ServerCore: @unchecked Sendable {
         }
     }
 
-    // MARK: presence
-
-    /// A JSON array of ids, or of `{"id":..,"<field>":..}` objects when there is a public
-    /// field (and `withPublicField`).
-    func presenceJSON(_ ids: [UInt64], withPublicField: Bool) -> [UInt8] {
-        let field = withPublicField ? options.presence?.publicField : nil
-        let values = field == nil ? [:] : publicValues.withLock { v in
-            Dictionary(uniqueKeysWithValues: ids.compactMap { id in v[id].map { (id, $0) } })
-        }
-        var out: [UInt8] = [UInt8(ascii: "[")]
-        for (i, id) in ids.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            if let field {
-                out.append(contentsOf: #"{"id":"#.utf8)
-                JSONCodec.appendQuoted(String(id), to: &out)
-                out.append(UInt8(ascii: ","))
-                JSONCodec.appendQuoted(field, to: &out)
-                out.append(UInt8(ascii: ":"))
-                JSONCodec.appendQuoted(values[id] ?? "", to: &out)
-                out.append(UInt8(ascii: "}"))
-            } else {
-                JSONCodec.appendQuoted(String(id), to: &out)
-            }
-        }
-        out.append(UInt8(ascii: "]"))
-        return out
-    }
-
-    /// Publishes one batch of joins and leaves as a presence event. Loop thread.
-    func presenceChanged(topic: String, joined: [UInt64], left: [UInt64]) {
-        guard let presence = options.presence, presence.events else { return }
-        if !presence.topicPrefixes.isEmpty && !presence.topicPrefixes.contains(where: { topic.hasPrefix($0) }) {
-            return
-        }
-        var body: [UInt8] = [UInt8(ascii: "{")]
-        if !joined.isEmpty {
-            body.append(contentsOf: #""joined":"#.utf8)
-            body.append(contentsOf: presenceJSON(joined, withPublicField: true))
-        }
-        if !left.isEmpty {
-            if !joined.isEmpty { body.append(UInt8(ascii: ",")) }
-            body.append(contentsOf: #""left":"#.utf8)
-            body.append(contentsOf: presenceJSON(left, withPublicField: false))
-        }
-        body.append(UInt8(ascii: "}"))
-        try? publish(Message(type: "presence", topic: topic, body: Bytes(body)), to: topic)
-    }
+    // MARK: presence: presenceJSON and presenceChanged are in Presence.swift
 
     // MARK: publishing
 
     func publish(_ message: Message, to topic: String) throws {
-        var frames = [OpaquePointer?](repeating: nil, count: codecs.count)
+        if shuttingDown.load(ordering: .relaxed) { throw SessionError.closed }
+        let frames = encodeForSessions(message, what: topic)
         defer { frames.forEach { if let f = $0 { clive_frame_release(f) } } }
+        var topic = topic
+        let rc = topic.withUTF8 { t in
+            frames.withUnsafeBufferPointer { clive_publish(handle, t.baseAddress, t.count, $0.baseAddress, $0.count) }
+        }
+        try SessionError.check(rc)
+    }
+
+    func broadcast(_ message: Message) throws {
+        if shuttingDown.load(ordering: .relaxed) { throw SessionError.closed }
+        let frames = encodeForSessions(message, what: "(broadcast)")
+        defer { frames.forEach { if let f = $0 { clive_frame_release(f) } } }
+        let rc = frames.withUnsafeBufferPointer { clive_broadcast(handle, $0.baseAddress, $0.count) }
+        try SessionError.check(rc)
+    }
+
+    /// The message encoded once for each codec that open sessions use (nil for the others,
+    /// and for a codec that cannot carry it, which is counted and logged); the caller
+    /// releases the frames.
+    private func encodeForSessions(_ message: Message, what topic: String) -> [OpaquePointer?] {
+        var frames = [OpaquePointer?](repeating: nil, count: codecs.count)
         for slot in codecs.indices where sessionsPerSlot[slot].value.load(ordering: .relaxed) > 0 {
             do {
                 frames[slot] = makeCFrame(try codecs[slot].encode(message))
@@ -250,19 +214,8 @@ final class ServerCore: @unchecked Sendable {
                 ])
             }
         }
-        var topic = topic
-        let rc = topic.withUTF8 { t in
-            frames.withUnsafeBufferPointer { clive_publish(handle, t.baseAddress, t.count, $0.baseAddress, $0.count) }
-        }
-        if rc == CLIVE_EINVAL.rawValue { throw SessionError.invalidTopic }
-        if rc != CLIVE_OK.rawValue { throw ServerError(rc) }
+        return frames
     }
-}
-
-private func milliseconds(_ d: Duration) -> UInt32 {
-    let (s, atto) = d.components
-    let ms = s * 1000 + atto / 1_000_000_000_000_000
-    return UInt32(clamping: max(1, ms))
 }
 
 private func core(_ user: UnsafeMutableRawPointer?) -> ServerCore {
@@ -303,26 +256,25 @@ private let liveOnRequest: @convention(c) (OpaquePointer?, UnsafePointer<clive_r
             core.accept(handle, meta: Meta(), slot: slot)
             return
         }
-        clive_session_retain(handle)
-        let pending = SendableHandle(handle)
-        Task {
-            defer { clive_session_release(pending.handle) }
+        PendingRequest.start(handle) { pending in
             do {
                 let meta = try await onAuth(req)
+                guard pending.takeBack() else { return }
                 core.accept(pending.handle, meta: meta, slot: slot)
             } catch let rejection as Rejection {
-                core.respond(pending.handle, status: rejection.status.code, body: Bytes(rejection.body))
+                guard pending.takeBack() else { return }
+                core.respond(pending.handle, status: rejection.status.code, headers: rejection.headers,
+                             body: Bytes(rejection.body))
             } catch {
+                guard pending.takeBack() else { return }
                 core.logger.debug("upgrade refused by onAuth", metadata: ["error": "\(error)"])
                 core.respond(pending.handle, status: 401, body: Bytes())
             }
         }
     } else if let onHTTP = core.options.onHTTP {
-        clive_session_retain(handle)
-        let pending = SendableHandle(handle)
-        Task {
-            defer { clive_session_release(pending.handle) }
+        PendingRequest.start(handle) { pending in
             let response = await onHTTP(req)
+            guard pending.takeBack() else { return }
             core.respond(pending.handle, status: response.status.code, headers: response.headers,
                          body: response.body)
         }
@@ -347,21 +299,40 @@ private let liveOnMessage: @convention(c) (OpaquePointer?, Int32, UnsafePointer<
         core.logger.debug("closing session: undecodable frame", metadata: [
             "session": "\(session.id)", "error": "\(error)",
         ])
-        session.close(code: wrongKind ? 1003 : 1007, reason: wrongKind ? "wrong frame kind" : "cannot decode")
+        session.closeUnchecked(code: wrongKind ? 1003 : 1007, reason: wrongKind ? "wrong frame kind" : "cannot decode")
         return
     }
-    core(user).options.onMessage?(session, message)
+    let core = core(user)
+    // A ref is echoed in every reply: a long one would let a client multiply what it makes
+    // the server send, so it ends the session before any handler sees it.
+    let refBytes = message.ref.utf8.count
+    if refBytes > core.maxRefLength {
+        session.decodeFailure.withLock { $0 = "ref too long (\(refBytes) bytes, over maxRefLength \(core.maxRefLength))" }
+        core.logger.debug("closing session: ref too long", metadata: [
+            "session": "\(session.id)", "bytes": "\(refBytes)",
+        ])
+        session.closeUnchecked(code: 1008, reason: "ref too long")
+        return
+    }
+    core.options.onMessage?(session, message)
 }
 
 private let liveOnClose: @convention(c) (OpaquePointer?, clive_close_kind, Int32, UnsafePointer<CChar>?, Int, UnsafeMutableRawPointer?) -> Void = {
     handle, kind, code, reason, reasonLength, user in
     guard let handle, let p = clive_session_take_user(handle) else { return }
     let core = core(user)
-    let session = Unmanaged<Session>.fromOpaque(p).takeRetainedValue()
-    core.sessionsPerSlot[session.codecSlot].value.subtract(1, ordering: .relaxed)
-    if core.options.presence?.publicField != nil {
-        // leave events list ids only, so the value is not needed any more
-        _ = core.publicValues.withLock { $0.removeValue(forKey: clive_session_id(handle)) }
+    let attached = Unmanaged<AnyObject>.fromOpaque(p).takeRetainedValue()
+    if let pending = attached as? PendingRequest {
+        // The connection went away while onAuth or onHTTP ran: stop the work for it.
+        pending.cancel()
+        return
+    }
+    let session = attached as! Session
+    core.forget(session)
+    if kind == CLIVE_CLOSED_NOT_OPENED {
+        // The handshake timed out between onAuth's answer and the accept: the session
+        // never opened, so there is nothing to report.
+        return
     }
     let text = string(reason, reasonLength)
     let why: CloseReason
@@ -396,19 +367,16 @@ final class Counter: Sendable {
     let value = Atomic<Int>(0)
 }
 
-/// A C session handle moved into a task; retained by the code that creates it.
-private struct SendableHandle: @unchecked Sendable {
-    let handle: OpaquePointer
-    init(_ handle: OpaquePointer) { self.handle = handle }
-}
 
-/// A failure of the server itself (binding, threads), with the core's description.
+/// A failure of the server itself (binding, threads), with the core's description, e.g.
+/// "address 127.0.0.1:8080 already in use".
 public struct ServerError: Error, Sendable, CustomStringConvertible {
+    /// The core's error code (a negative `clive_error`).
     public let code: Int
     public let description: String
 
-    init(_ rc: Int32) {
+    init(_ rc: Int32, description: String? = nil) {
         code = Int(rc)
-        description = String(cString: clive_strerror(rc))
+        self.description = description ?? String(cString: clive_strerror(rc))
     }
 }

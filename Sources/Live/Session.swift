@@ -70,14 +70,31 @@ public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomS
     }
 
     /// Starts the closing handshake. `onClose` then reports `.serverClosed(code:reason:)`.
+    /// Closing a session that is already closed or closing does nothing.
     /// - Parameters:
-    ///   - code: 1000, 1001, 1003, 1007-1014 or 3000-4999.
-    ///   - reason: at most 123 bytes of UTF-8.
-    public func close(code: UInt16 = 1000, reason: String = "") {
+    ///   - code: 1000, 1001, 1003, 1007-1014 or 3000-4999 (the codes RFC 6455 and the IANA
+    ///     registry let a server send; 1005, 1006 and 1015 only report what happened).
+    ///   - reason: at most 123 bytes of UTF-8 (what fits in a close frame).
+    /// - Throws: `SessionError.invalidCloseCode` or `SessionError.closeReasonTooLong`, and
+    ///   then the session is not closed: a wrong argument is a bug to see, not a close
+    ///   with another code.
+    public func close(code: UInt16 = 1000, reason: String = "") throws {
+        guard Session.isSendableCloseCode(code) else { throw SessionError.invalidCloseCode(code) }
+        let bytes = reason.utf8.count
+        guard bytes <= 123 else { throw SessionError.closeReasonTooLong(bytes: bytes) }
+        closeUnchecked(code: code, reason: reason)
+    }
+
+    /// For the library's own closes, whose code and reason are known to be valid.
+    func closeUnchecked(code: UInt16, reason: String) {
         var reason = reason
-        let rc = reason.withUTF8 { clive_session_close(handle, code, $0.baseAddress, $0.count) }
-        if rc == CLIVE_EINVAL.rawValue {
-            clive_session_close(handle, 1000, nil, 0)  // an invalid code still closes
+        _ = reason.withUTF8 { clive_session_close(handle, code, $0.baseAddress, $0.count) }
+    }
+
+    static func isSendableCloseCode(_ code: UInt16) -> Bool {
+        switch code {
+        case 1000, 1001, 1003, 1007...1014, 3000...4999: return true
+        default: return false
         }
     }
 
@@ -86,14 +103,21 @@ public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomS
     public var description: String { "Session(\(id))" }
 }
 
-/// Why a session refused a call.
+/// Why a session (or the publish/subscribe it belongs to) refused a call.
 public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The session is closed or closing.
+    /// The session is closed or closing, or its server is shutting down or gone.
     case closed
     /// The session's send queue overflowed; it is closing with 4008.
     case queueOverflow
-    /// A topic was empty or longer than 65,535 bytes.
+    /// A topic was empty or longer than `Options.maxTopicLength` bytes.
     case invalidTopic
+    /// A subscribe would exceed `Options.maxTopicsPerSession` for this session or
+    /// `Options.maxTopics` for the server; the session keeps its other topics.
+    case tooManyTopics
+    /// `Session.close` was given a code a server may not send.
+    case invalidCloseCode(UInt16)
+    /// `Session.close` was given a reason longer than a close frame holds (123 bytes).
+    case closeReasonTooLong(bytes: Int)
     case outOfMemory
 
     static func check(_ rc: Int32) throws {
@@ -101,6 +125,7 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
         case CLIVE_OK.rawValue: return
         case CLIVE_EOVERFLOW.rawValue: throw SessionError.queueOverflow
         case CLIVE_EINVAL.rawValue: throw SessionError.invalidTopic
+        case CLIVE_ELIMIT.rawValue: throw SessionError.tooManyTopics
         case CLIVE_ENOMEM.rawValue: throw SessionError.outOfMemory
         default: throw SessionError.closed
         }
@@ -108,9 +133,14 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .closed: return "the session is closed"
+        case .closed: return "the session is closed (or its server is shutting down)"
         case .queueOverflow: return "the session's send queue overflowed; it is closing (4008)"
-        case .invalidTopic: return "a topic must be 1 to 65,535 bytes"
+        case .invalidTopic: return "a topic must be 1 to Options.maxTopicLength bytes (255 unless configured)"
+        case .tooManyTopics:
+            return "too many topics: Options.maxTopicsPerSession (for the session) or Options.maxTopics (for the server) reached"
+        case .invalidCloseCode(let code):
+            return "close code \(code) may not be sent (use 1000, 1001, 1003, 1007-1014 or 3000-4999)"
+        case .closeReasonTooLong(let bytes): return "a close reason is at most 123 bytes of UTF-8, got \(bytes)"
         case .outOfMemory: return "out of memory"
         }
     }

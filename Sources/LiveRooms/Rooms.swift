@@ -11,7 +11,8 @@ import Synchronization
 /// | `{"type":"leave","topic":T,"ref":R}` | unsubscribe from T |
 /// | `{"type":"publish","topic":T,"body":B,"ref":R}` | every subscriber of T gets `{"type":"message","topic":T,"body":B}` |
 /// | `{"type":"echo",...}` | the same message comes back |
-/// | `{"type":"who","topic":T,"ref":R}` | `{"type":"reply","ref":R,"topic":T,"body":[ids]}` (with `Options.presence`) |
+/// | `{"type":"who","topic":T,"ref":R}` | `{"type":"reply","ref":R,"topic":T,"body":[ids]}`: at most `whoLimit` members (with `Options.presence`) |
+/// | `{"type":"count","topic":T,"ref":R}` | `{"type":"reply","ref":R,"topic":T,"body":{"count":N}}`: how many members (with `Options.presence`) |
 ///
 /// With a non-empty `ref`, the sender gets `{"type":"reply","ref":R,"topic":T}` once the
 /// action took effect, or `{"type":"error","ref":R,"body":{"reason":"..."}}` when it did
@@ -27,10 +28,22 @@ public final class Rooms: Sendable {
     public typealias Authorize = @Sendable (Session, Action, String) -> Bool
 
     private let authorize: Authorize?
-    private let server = Mutex<(pubsub: InProcessPubSub, presence: Presence)?>(nil)
+    /// The most members a `who` reply lists; `count` gives the true size.
+    public let whoLimit: Int
+    private let server = Mutex<Served?>(nil)
 
-    public init(authorize: Authorize? = nil) {
+    /// What `handle` needs of the server, set once it exists.
+    private struct Served {
+        let pubsub: InProcessPubSub
+        let presence: Presence
+        let maxTopicLength: Int
+    }
+
+    /// `whoLimit` bounds a `who` reply (default 100): without it, one short request on a
+    /// topic of thousands would answer tens of kilobytes, a cheap amplifier.
+    public init(authorize: Authorize? = nil, whoLimit: Int = 100) {
         self.authorize = authorize
+        self.whoLimit = max(0, whoLimit)
     }
 
     /// Makes a server whose sessions speak these conventions. Messages of other types go to
@@ -42,34 +55,40 @@ public final class Rooms: Sendable {
             handle(message, from: session, fallback: fallback)
         }
         let server = try Server(options: options)
-        self.server.withLock { $0 = (server.pubsub, server.presence) }
+        self.server.withLock {
+            $0 = Served(pubsub: server.pubsub, presence: server.presence, maxTopicLength: options.maxTopicLength)
+        }
         return server
     }
 
     func handle(_ message: Message, from session: Session,
                 fallback: (@Sendable (Session, Message) -> Void)?) {
-        guard let (pubsub, presence) = server.withLock({ $0 }) else { return }
+        guard let served = server.withLock({ $0 }) else { return }
+        let (pubsub, presence) = (served.pubsub, served.presence)
         let topic = message.topic
         var replyBody = Bytes()
         do {
             switch message.type {
             case "join":
-                try requireTopic(topic)
+                try requireTopic(topic, served)
                 try check(session, .join, topic)
                 try pubsub.subscribe(session, to: topic)
             case "leave":
-                try requireTopic(topic)
+                try requireTopic(topic, served)
                 try pubsub.unsubscribe(session, from: topic)
             case "publish":
-                try requireTopic(topic)
+                try requireTopic(topic, served)
                 try check(session, .publish, topic)
                 try pubsub.publish(Message(type: "message", topic: topic, body: message.body), to: topic)
             case "echo":
                 try session.send(message)
                 return
             case "who":
-                try requireTopic(topic)
-                replyBody = presence.whoJSON(topic)
+                try requireTopic(topic, served)
+                replyBody = presence.whoJSON(topic, limit: whoLimit)
+            case "count":
+                try requireTopic(topic, served)
+                replyBody = Bytes(#"{"count":\#(presence.count(topic))}"#)
             default:
                 if let fallback {
                     fallback(session, message)
@@ -84,13 +103,16 @@ public final class Rooms: Sendable {
             replyError(refusal.reason, to: message, from: session)
         } catch SessionError.invalidTopic {
             replyError("invalid topic", to: message, from: session)
+        } catch SessionError.tooManyTopics {
+            replyError("too many topics", to: message, from: session)
         } catch {
             // The session is closing (or its queue overflowed): nothing more to say to it.
         }
     }
 
-    private func requireTopic(_ topic: String) throws {
+    private func requireTopic(_ topic: String, _ served: Served) throws {
         if topic.isEmpty { throw Refusal("missing topic") }
+        if topic.utf8.count > served.maxTopicLength { throw Refusal("topic too long") }
     }
 
     private func check(_ session: Session, _ action: Action, _ topic: String) throws {

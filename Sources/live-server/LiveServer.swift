@@ -20,13 +20,27 @@ struct LiveServer: AsyncParsableCommand {
     @Option(help: "Port to bind; 0 picks a free one.") var port = 8080
     @Option(help: "Event loops; 0 means one per usable CPU.") var eventLoops = 0
     @Option(help: "Frames queued per session before it is closed as too slow.") var queueSize = 1024
-    @Option(help: "Largest message a client may send, in bytes.") var maxMessageSize = 16 << 20
+    @Option(help: "Bytes queued per session before it is closed as too slow: by default one maximal message and 1 MiB behind it.")
+    var queueBytes = 2 << 20
+    @Option(help: "Largest message a client may send, in bytes.") var maxMessageSize = 1 << 20
+    @Option(help: "Messages a second one session may send (more are dropped; staying over closes it with 1008); 0: no limit.")
+    var rateLimit = 100
+    @Option(help: "Messages one session may send in a burst above --rate-limit.") var rateBurst = 200
     @Option(help: "Connections at once; 0 means no limit.") var maxSessions = 0
+    @Option(help: "Connections at once from one IPv4 address or IPv6 /64 (more get 429); 0 means no limit.")
+    var maxSessionsPerIp = 0
+    @Option(help: "Topics one session may be subscribed to at once.") var maxTopicsPerSession = 128
+    @Option(help: "Bytes in a topic name (UTF-8), at most 65535.") var maxTopicLength = 255
+    @Option(help: "Bytes queued for all sessions together; past it the largest queues are closed as too slow.")
+    var maxQueuedBytes = 512 << 20
+    @Option(help: "Members a who reply lists at most (count gives the true number).") var whoLimit = 100
     @Option(help: "Codec for clients that ask for none: json or msgpack.") var defaultCodec = "json"
     @Option(name: .customLong("allowed-origin"), help: "An Origin allowed to connect (repeat it); none: any.")
     var allowedOrigins: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
     @Flag(help: "Do not publish join/leave presence events (who still answers).") var noPresenceEvents = false
+    @Option(help: "How long joins and leaves are collected into one presence event, in milliseconds.")
+    var presenceBatchMs = 50
     @Option(name: .customLong("latest-only-prefix"),
             help: "Topics with this prefix are 'latest value wins' (repeat it).")
     var latestOnlyPrefixes: [String] = []
@@ -38,6 +52,17 @@ struct LiveServer: AsyncParsableCommand {
             throw ValidationError("--default-codec must be json or msgpack")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level") }
+        for (flag, value) in [("--queue-size", queueSize), ("--queue-bytes", queueBytes),
+                              ("--max-message-size", maxMessageSize), ("--rate-burst", rateBurst),
+                              ("--max-topics-per-session", maxTopicsPerSession), ("--max-topic-length", maxTopicLength),
+                              ("--max-queued-bytes", maxQueuedBytes)] where value < 1 {
+            throw ValidationError("\(flag) must be at least 1")
+        }
+        for (flag, value) in [("--rate-limit", rateLimit), ("--max-sessions", maxSessions), ("--max-sessions-per-ip", maxSessionsPerIp),
+                              ("--who-limit", whoLimit), ("--event-loops", eventLoops),
+                              ("--presence-batch-ms", presenceBatchMs)] where value < 0 {
+            throw ValidationError("\(flag) must be 0 or more")
+        }
     }
 
     func run() async throws {
@@ -49,8 +74,14 @@ struct LiveServer: AsyncParsableCommand {
         options.codecs = [JSONCodec(), MessagePackCodec()]
         options.eventLoops = eventLoops > 0 ? eventLoops : nil
         options.queueSize = queueSize
+        options.queueBytes = queueBytes
         options.maxMessageSize = maxMessageSize
+        options.rateLimit = rateLimit > 0 ? .init(messagesPerSecond: rateLimit, burst: rateBurst) : nil
         options.maxSessions = maxSessions > 0 ? maxSessions : nil
+        options.maxSessionsPerIP = maxSessionsPerIp > 0 ? maxSessionsPerIp : nil
+        options.maxTopicsPerSession = maxTopicsPerSession
+        options.maxTopicLength = maxTopicLength
+        options.maxQueuedBytesTotal = maxQueuedBytes
         options.allowedOrigins = allowedOrigins
         options.topicPolicies = latestOnlyPrefixes.map { .init(prefix: $0, latestValueWins: true) }
             + throttles.compactMap { spec in
@@ -59,27 +90,39 @@ struct LiveServer: AsyncParsableCommand {
             }
         var presence = PresenceOptions()
         presence.events = !noPresenceEvents
+        presence.batchInterval = .milliseconds(presenceBatchMs)
         presence.publicField = "name"
         options.presence = presence
         options.onAuth = { request in
             guard request.path == "/ws" else { throw Rejection(status: .notFound, body: "WebSocket endpoint is /ws") }
-            // The demo's identity: a display name from the query, nothing secret.
-            let name = String((request.queryValue("name") ?? "").prefix(32))
+            // The demo's identity: a display name from the query, nothing secret, of at most
+            // 32 bytes (not Characters: one Character can be thousands of bytes).
+            let name = displayName(request.queryValue("name") ?? "")
             return ["name": .string(name.isEmpty ? "guest" : name)]
         }
         let assets = try Assets()
         options.onHTTP = { request in assets.response(for: request) }
-        let rooms = Rooms(authorize: DemoPolicy.authorize)
+        let rooms = Rooms(authorize: DemoPolicy.authorize, whoLimit: whoLimit)
         let server = try rooms.makeServer(options: options)
         try server.listen(host: host, port: port)
         try server.start()
         let base = host.contains(":") ? "[\(host)]:\(server.port)" : "\(host):\(server.port)"
-        let announce = Announcement(line: "live-server: http://\(base)/  ws://\(base)/ws", logger: logger)
+        let announce = Announcement(line: "live-server: http://\(base)/  ws://\(base)/ws")
         let group = ServiceGroup(
             configuration: .init(services: [server, announce], gracefulShutdownSignals: [.sigterm, .sigint],
                                  logger: logger))
         try await group.run()
     }
+}
+
+/// A display name cut to at most 32 UTF-8 bytes, at a Unicode scalar boundary.
+func displayName(_ name: String) -> String {
+    var bytes = 0
+    let scalars = name.unicodeScalars.prefix { scalar in
+        bytes += UTF8.width(scalar)
+        return bytes <= 32
+    }
+    return String(scalars)
 }
 
 /// The demo's topic authorisation: anyone joins and publishes in rooms, but only names

@@ -247,6 +247,36 @@ private func expectCodecError(
         expectCodecError(.wrongFrameKind(.binary)) { _ = try codec.decode(text("\u{94}")) }
     }
 
+    @Test(arguments: [
+        ("type", [0x94, 0xa2, 0x61, 0xff, 0xa0, 0xa0, 0xc0]),
+        ("topic", [0x94, 0xa1, 0x61, 0xa6, 0x72, 0x6f, 0x6f, 0x6d, 0x3a, 0xff, 0xa0, 0xc0]),
+        ("ref", [0x94, 0xa1, 0x61, 0xa0, 0xa1, 0xfe, 0xc0]),
+        // a truncated sequence, an overlong one, a surrogate: each would be repaired into
+        // U+FFFD, which makes different topics equal
+        ("topic: truncated sequence", [0x94, 0xa1, 0x61, 0xa2, 0xe2, 0x82, 0xa0, 0xc0]),
+        ("topic: overlong", [0x94, 0xa1, 0x61, 0xa2, 0xc0, 0xaf, 0xa0, 0xc0]),
+        ("topic: surrogate", [0x94, 0xa1, 0x61, 0xa3, 0xed, 0xa0, 0x80, 0xa0, 0xc0]),
+        ("ref in a str8", [0x94, 0xa1, 0x61, 0xa0, 0xd9, 0x03, 0x72, 0x2d, 0x80, 0xc0]),
+    ] as [(String, [UInt8])])
+    func invalidUTF8InAStringFieldIsRejected(_ field: String, _ bytes: [UInt8]) {
+        expectCodecError(.malformed, "\(field)") { _ = try codec.decode(binary(bytes)) }
+    }
+
+    @Test func validUTF8InEveryStringFieldDecodes() throws {
+        // 'é' (2 bytes), '€' (3 bytes), '😀' (4 bytes): valid, so taken as sent
+        let m = try codec.decode(binary([0x94, 0xa2, 0xc3, 0xa9, 0xa3, 0xe2, 0x82, 0xac, 0xa4, 0xf0, 0x9f, 0x98, 0x80, 0xc0]))
+        #expect(m == Message(type: "é", topic: "€", ref: "😀"))
+    }
+
+    @Test func invalidUTF8InTheBodyIsCarriedExactly() throws {
+        // the body is opaque, whether sent as bin or as str
+        let bin = try codec.decode(binary([0x94, 0xa1, 0x61, 0xa0, 0xa0, 0xc4, 0x02, 0xff, 0xfe]))
+        #expect(Array(bin.body) == [0xff, 0xfe])
+        let str = try codec.decode(binary([0x94, 0xa1, 0x61, 0xa0, 0xa0, 0xa2, 0xff, 0xfe]))
+        #expect(Array(str.body) == [0xff, 0xfe])
+        #expect(Array(try codec.encode(str).payload).suffix(4) == [0xc4, 0x02, 0xff, 0xfe])
+    }
+
     @Test func decodedBodyIsTheExactBytes() throws {
         let body: [UInt8] = [0xc0, 0x94, 0x00, 0xff]  // bytes that look like MessagePack
         let m = try codec.decode(binary([0x94, 0xa0, 0xa0, 0xa0, 0xc4, 0x04] + body))

@@ -28,7 +28,7 @@ enum Ending: String, CaseIterable, Sendable {
     func callbackOrder(_ ending: Ending) async throws {
         let ts = try TestServer(namedAuth) { _, session, message in
             if message.type == "close-me" {
-                session.close(code: 4001, reason: "go away")
+                do { try session.close(code: 4001, reason: "go away") } catch { Issue.record(error) }
             } else {
                 try? session.send(message)
             }
@@ -243,7 +243,7 @@ enum Ending: String, CaseIterable, Sendable {
         try client.send("hello")
         _ = try await client.receiveMessage()
         let session = try #require(try await ts.waitForMessage("hello").first?.0)
-        session.close(code: 4321, reason: "from the test")
+        try session.close(code: 4321, reason: "from the test")
         let close = try await client.receiveClose()
         #expect(close.closeCode == 4321)
         #expect(close.closeReason == "from the test")
@@ -252,17 +252,38 @@ enum Ending: String, CaseIterable, Sendable {
         try await ts.stop(client)
     }
 
-    @Test func invalidCloseCodeStillCloses() async throws {
+    /// A code a server may not send, or a reason too long for a close frame, throws and
+    /// leaves the session open (it used to close with 1000 instead, hiding the bug).
+    @Test(arguments: [UInt16(0), 999, 1002, 1004, 1005, 1006, 1015, 1016, 2999, 5000])
+    func invalidCloseCodeThrows(_ code: UInt16) async throws {
         let ts = try TestServer()
         let client = try await WSClient.connect(port: ts.port)
         try client.send("hello")
         _ = try await client.receiveMessage()
         let session = try #require(try await ts.waitForMessage("hello").first?.0)
-        session.close(code: 1005, reason: "1005 may not be sent")
+        #expect(throws: SessionError.invalidCloseCode(code)) { try session.close(code: code, reason: "no") }
+        #expect(session.isOpen)
+        try client.send("still")
+        #expect(try await client.receiveMessage().type == "still")
+        try await ts.stop(client)
+    }
+
+    @Test func closeReasonOver123BytesThrows() async throws {
+        let ts = try TestServer()
+        let client = try await WSClient.connect(port: ts.port)
+        try client.send("hello")
+        _ = try await client.receiveMessage()
+        let session = try #require(try await ts.waitForMessage("hello").first?.0)
+        let long = String(repeating: "é", count: 62)  // 124 bytes in 62 characters
+        #expect(throws: SessionError.closeReasonTooLong(bytes: 124)) { try session.close(code: 4000, reason: long) }
+        #expect(session.isOpen)
+        let longest = String(repeating: "é", count: 61) + "x"  // 123 bytes
+        try session.close(code: 1014, reason: longest)
         let close = try await client.receiveClose()
-        #expect(close.closeCode == 1000)
-        try client.sendClose()
-        #expect(try await ts.waitForCloses(1)[0].1 == .serverClosed(code: 1000, reason: ""))
+        #expect(close.closeCode == 1014)
+        #expect(close.closeReason == longest)
+        try client.sendClose(code: 1014)
+        #expect(try await ts.waitForCloses(1)[0].1 == .serverClosed(code: 1014, reason: longest))
         try await ts.stop(client)
     }
 }

@@ -212,11 +212,12 @@ private func receiveAll(_ clients: [WSClient], through type: String) async throw
         let session = try #require(try await ts.waitForMessage("hello").first?.0)
         #expect(throws: SessionError.invalidTopic) { try ts.pubsub.subscribe(session, to: "") }
         #expect(throws: SessionError.invalidTopic) { try ts.pubsub.publish(Message(type: "x"), to: "") }
-        let huge = String(repeating: "t", count: 65_536)
+        // Options.maxTopicLength is 255 bytes unless configured
+        let huge = String(repeating: "t", count: 256)
         #expect(throws: SessionError.invalidTopic) { try ts.pubsub.subscribe(session, to: huge) }
         #expect(throws: SessionError.invalidTopic) { try ts.pubsub.publish(Message(type: "x"), to: huge) }
         // the longest topic is fine
-        let longest = String(repeating: "t", count: 65_535)
+        let longest = String(repeating: "t", count: 255)
         try ts.pubsub.subscribe(session, to: longest)
         try ts.pubsub.publish(Message(type: "long"), to: longest)
         #expect(try await a.receiveMessage() == Message(type: "long"))

@@ -3,7 +3,7 @@
  * Swift toolchain's sanitizer builds.
  *
  * WebSocket: echoes every message (text as text, binary as binary), except text commands:
- *   "/sub T"          subscribe to topic T            -> "ok sub T"
+ *   "/sub T"          subscribe to topic T            -> "ok sub T", or "err sub <error>"
  *   "/unsub T"        unsubscribe                     -> "ok unsub T"
  *   "/pub T payload"  publish payload (text) to T     -> "ok pub T"
  *   "/pubbin T n"     publish n zero bytes, binary, to T
@@ -13,6 +13,14 @@
  *   "/mtsend n"       4 threads (not loop threads) each send n text frames "t<k>:<i>" to
  *                     this session at once, through clive_session_send
  *   "/who T"          -> "who T id,id,..." (with --presence)
+ *   "/closeread"      (sent fragmented) the handler closes its own session with 1000, then
+ *                     reads every byte it was handed (AddressSanitizer checks they are live)
+ *   "/seq"            -> "seq N": N counts the messages the server has handled, over all
+ *                     sessions, so a test can tell in which order two sessions were served
+ *   "/nop"            nothing
+ *   "/inspect"        a thread (not the loop) asks clive_session_inspect; the answer comes
+ *                     as "inspect open=1 frames=F bytes=B topics=a,b"
+ *   "/broadcast text" clive_broadcast of text to every session
  * With --presence (and --presence-ms), joins and leaves are published to their topic as
  * "presence T +id,id -id,id".
  * The path "/reject401" rejects the upgrade with 401 and a body; "/wait" leaves the
@@ -35,7 +43,7 @@
 #include "clive.h"
 
 static clive_server *server;
-static atomic_long opened, closed, double_closed;
+static atomic_long opened, closed, double_closed, handled;
 
 static int starts_with(const uint8_t *d, size_t n, const char *prefix) {
     size_t k = strlen(prefix);
@@ -95,14 +103,16 @@ static void on_request(clive_session *s, const clive_request *r, void *user) {
                              "{\"connections\":%lu,\"sessions\":%lu,\"subscriptions\":%lu,"
                              "\"topics\":%lu,\"queued_frames\":%lu,\"queued_bytes\":%lu,"
                              "\"overflows\":%lu,\"skipped\":%lu,\"messages_in\":%lu,"
-                             "\"frames_out\":%lu,\"rate_limited\":%lu,\"opened\":%ld,\"closed\":%ld,"
+                             "\"frames_out\":%lu,\"rate_limited\":%lu,\"budget_closes\":%lu,"
+                             "\"refused_subscribes\":%lu,\"opened\":%ld,\"closed\":%ld,"
                              "\"double_closed\":%ld}\n",
                              (unsigned long)st.connections, (unsigned long)st.sessions,
                              (unsigned long)st.subscriptions, (unsigned long)st.topics,
                              (unsigned long)st.queued_frames, (unsigned long)st.queued_bytes,
                              (unsigned long)st.overflows, (unsigned long)st.skipped,
                              (unsigned long)st.messages_in, (unsigned long)st.frames_out,
-                             (unsigned long)st.rate_limited,
+                             (unsigned long)st.rate_limited, (unsigned long)st.budget_closes,
+                             (unsigned long)st.refused_subscribes,
                              atomic_load(&opened), atomic_load(&closed),
                              atomic_load(&double_closed));
             static const char type[] = "Content-Type: application/json\r\n";
@@ -123,12 +133,57 @@ static void on_request(clive_session *s, const clive_request *r, void *user) {
     clive_session_accept(s, 0);
 }
 
+static void on_inspected(clive_session *s, const clive_session_info *info, void *ctx) {
+    (void)ctx;
+    char text[4096];
+    int k = snprintf(text, sizeof text, "inspect open=%d frames=%u bytes=%zu topics=", info->open,
+                     info->queued_frames, info->queued_bytes);
+    for (size_t i = 0; i < info->topic_count && k < (int)sizeof text - 300; i++)
+        k += snprintf(text + k, sizeof text - (size_t)k, "%s%.*s", i ? "," : "",
+                      (int)info->topic_lens[i], info->topics[i]);
+    send_text(s, text, written(k, sizeof text));
+    clive_session_release(s);
+}
+
+static void *inspect_from_thread(void *arg) {
+    clive_session *s = arg;
+    if (clive_session_inspect(s, on_inspected, NULL) != CLIVE_OK) clive_session_release(s);
+    return NULL;
+}
+
 static void on_message(clive_session *s, int binary, const uint8_t *d, size_t n, void *user) {
     (void)user;
     char reply[512];
-    if (!binary && starts_with(d, n, "/sub ")) {
-        clive_subscribe(s, (const char *)d + 5, n - 5);
-        send_joined(s, "ok sub ", d + 5, n - 5);
+    long seq = atomic_fetch_add(&handled, 1) + 1;
+    if (!binary && n == 4 && memcmp(d, "/nop", 4) == 0) {
+        return;
+    } else if (!binary && n == 4 && memcmp(d, "/seq", 4) == 0) {
+        int k = snprintf(reply, sizeof reply, "seq %ld", seq);
+        send_text(s, reply, written(k, sizeof reply));
+    } else if (!binary && starts_with(d, n, "/closeread")) {
+        clive_session_close(s, 1000, NULL, 0);
+        volatile uint8_t sum = 0;
+        for (size_t i = 0; i < n; i++) sum ^= d[i]; /* after the close: must still be live */
+        (void)sum;
+    } else if (!binary && n == 8 && memcmp(d, "/inspect", 8) == 0) {
+        clive_session_retain(s);
+        pthread_t th;
+        if (pthread_create(&th, NULL, inspect_from_thread, s) == 0)
+            pthread_detach(th);
+        else
+            inspect_from_thread(s);
+    } else if (!binary && starts_with(d, n, "/broadcast ")) {
+        clive_frame *f = clive_frame_new(0, d + 11, n - 11);
+        clive_broadcast(server, &f, 1);
+        clive_frame_release(f);
+    } else if (!binary && starts_with(d, n, "/sub ")) {
+        int rc = clive_subscribe(s, (const char *)d + 5, n - 5);
+        if (rc == CLIVE_OK) {
+            send_joined(s, "ok sub ", d + 5, n - 5);
+        } else {
+            int k = snprintf(reply, sizeof reply, "err sub %s", clive_strerror(rc));
+            send_text(s, reply, written(k, sizeof reply));
+        }
     } else if (!binary && starts_with(d, n, "/unsub ")) {
         clive_unsubscribe(s, (const char *)d + 7, n - 7);
         send_joined(s, "ok unsub ", d + 7, n - 7);
@@ -295,15 +350,28 @@ int main(int argc, char **argv) {
         .rate_limit = opt(argc, argv, "--rate-limit", 0),
         .rate_burst = opt(argc, argv, "--rate-burst", 0),
         .rate_grace_ms = opt(argc, argv, "--rate-grace-ms", 0),
+        .max_topics_per_session = opt(argc, argv, "--max-topics-per-session", 0),
+        .max_topics = opt(argc, argv, "--max-topics", 0),
+        .max_topic_len = opt(argc, argv, "--max-topic-len", 0),
+        .max_queued_total = opt(argc, argv, "--max-queued-total", 0),
+        .max_sessions_per_ip = opt(argc, argv, "--max-per-ip", 0),
+        .share_port = flag(argc, argv, "--share-port"),
         .callbacks = {.on_request = on_request, .on_message = on_message,
                       .on_close = on_close, .on_presence = on_presence},
     };
-    int err = clive_server_new(&o, &server);
+    char why[192];
+    int err = clive_options_check(&o, why, sizeof why);
+    if (err != CLIVE_OK) {
+        fprintf(stderr, "test_server: %s\n", why);
+        return 2;
+    }
+    err = clive_server_new(&o, &server);
     if (err == CLIVE_OK) err = clive_server_listen(server, "127.0.0.1",
                                                    (uint16_t)opt(argc, argv, "--port", 0));
     if (err == CLIVE_OK) err = clive_server_start(server);
     if (err != CLIVE_OK) {
-        fprintf(stderr, "test_server: %s\n", clive_strerror(err));
+        fprintf(stderr, "test_server: %s: %s\n", clive_strerror(err),
+                server ? clive_server_error(server) : "");
         return 2;
     }
     printf("PORT %u\n", clive_server_port(server));

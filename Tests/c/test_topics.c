@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "siphash.h"
 #include "topics.h"
 
 /* The registry only stores session pointers; any distinct addresses will do. */
@@ -13,7 +14,7 @@ static char sessions[64];
 static void test_basic(void) {
     lv_topics t = {0};
     lv_topics_init(&t);
-    lv_sub *a = NULL, *b = NULL;
+    lv_sub_list a = {0}, b = {0};
     CHECK(lv_topics_find(&t, "x", 1) == NULL);
     CHECK_INT(lv_topics_subscribe(&t, S(0), &a, "room", 4), 1);
     CHECK_INT(lv_topics_subscribe(&t, S(0), &a, "room", 4), 0); /* twice is a no-op */
@@ -21,10 +22,10 @@ static void test_basic(void) {
     lv_topic *tp = lv_topics_find(&t, "room", 4);
     CHECK(tp != NULL && tp->count == 2);
     CHECK_INT(t.subscriptions, 2);
-    CHECK_INT(lv_topics_unsubscribe(&t, &a, "room", 4), 1);
-    CHECK_INT(lv_topics_unsubscribe(&t, &a, "room", 4), 0);
+    CHECK_INT(lv_topics_unsubscribe(&t, S(0), &a, "room", 4), 1);
+    CHECK_INT(lv_topics_unsubscribe(&t, S(0), &a, "room", 4), 0);
     CHECK(tp->count == 1 && tp->members[0].session == S(1) && tp->members[0].sub->index == 0);
-    CHECK_INT(lv_topics_unsubscribe(&t, &b, "room", 4), 1);
+    CHECK_INT(lv_topics_unsubscribe(&t, S(1), &b, "room", 4), 1);
     CHECK(lv_topics_find(&t, "room", 4) == NULL); /* an empty topic disappears */
     CHECK_INT(t.names.count, 0);
     lv_topics_free(&t);
@@ -35,7 +36,7 @@ static void test_many(void) {
     lv_topics t = {0};
     lv_topics_init(&t);
     enum { SESSIONS = 40, TOPICS = 500 };
-    lv_sub *lists[SESSIONS] = {0};
+    lv_sub_list lists[SESSIONS] = {0};
     char name[32];
     for (int k = 0; k < TOPICS; k++) {
         int n = snprintf(name, sizeof name, "topic-%d", k);
@@ -124,7 +125,94 @@ static void test_name_table_collisions(void) {
     }
 }
 
+/* The limits: topics per session, topics in all, and that a refusal changes nothing. */
+static void test_limits(void) {
+    lv_topics t = {0};
+    lv_topics_init(&t);
+    atomic_uint shared = 0;
+    t.max_per_session = 3;
+    t.max_topics = 4;
+    t.shared_topics = &shared;
+    lv_sub_list a = {0}, b = {0};
+    CHECK_INT(lv_topics_subscribe(&t, S(0), &a, "t1", 2), 1);
+    CHECK_INT(lv_topics_subscribe(&t, S(0), &a, "t2", 2), 1);
+    CHECK_INT(lv_topics_subscribe(&t, S(0), &a, "t3", 2), 1);
+    CHECK_INT(lv_topics_subscribe(&t, S(0), &a, "t4", 2), LV_TOPICS_LIMIT);
+    CHECK_INT(lv_topics_subscribe(&t, S(0), &a, "t3", 2), 0); /* held already: no limit */
+    CHECK_INT(a.count, 3);
+    CHECK(lv_topics_find(&t, "t4", 2) == NULL);
+    CHECK_INT(lv_topics_subscribe(&t, S(1), &b, "t4", 2), 1); /* the 4th topic */
+    CHECK_INT(shared, 4);
+    CHECK_INT(lv_topics_subscribe(&t, S(1), &b, "t5", 2), LV_TOPICS_LIMIT); /* a 5th: no */
+    CHECK_INT(lv_topics_subscribe(&t, S(1), &b, "t1", 2), 1); /* an existing one: yes */
+    CHECK_INT(lv_topics_unsubscribe(&t, S(0), &a, "t2", 2), 1);
+    CHECK_INT(shared, 3);
+    CHECK_INT(lv_topics_subscribe(&t, S(1), &b, "t5", 2), 1);
+    lv_topics_remove_all(&t, &a);
+    lv_topics_remove_all(&t, &b);
+    CHECK_INT(shared, 0);
+    CHECK_INT(t.pairs_count, 0);
+    lv_topics_free(&t);
+}
+
+/* One session holding many topics: every subscribe, lookup and unsubscribe goes through
+ * the (session, topic) table, and the session's list stays consistent under removals from
+ * its middle, head and tail. */
+static void test_one_session_many_topics(void) {
+    lv_topics t = {0};
+    lv_topics_init(&t);
+    enum { N = 5000 };
+    lv_sub_list a = {0};
+    char name[32];
+    long bad = 0;
+    for (int k = 0; k < N; k++) {
+        int n = snprintf(name, sizeof name, "room:%d", k);
+        bad += lv_topics_subscribe(&t, S(0), &a, name, (size_t)n) != 1;
+    }
+    for (int k = 0; k < N; k++) { /* again: every one is found */
+        int n = snprintf(name, sizeof name, "room:%d", k);
+        bad += lv_topics_subscribe(&t, S(0), &a, name, (size_t)n) != 0;
+    }
+    CHECK_INT(bad, 0);
+    CHECK_INT(a.count, N);
+    for (int k = 0; k < N; k += 2) {
+        int n = snprintf(name, sizeof name, "room:%d", k);
+        bad += lv_topics_unsubscribe(&t, S(0), &a, name, (size_t)n) != 1;
+        bad += lv_topics_unsubscribe(&t, S(0), &a, name, (size_t)n) != 0;
+    }
+    CHECK_INT(bad, 0);
+    CHECK_INT(a.count, N / 2);
+    long listed = 0;
+    for (lv_sub *s = a.head; s; s = s->next) {
+        listed++;
+        bad += s->next && s->next->prev != s;
+    }
+    CHECK_INT(listed, N / 2);
+    CHECK_INT(bad, 0);
+    lv_topics_remove_all(&t, &a);
+    CHECK_INT(t.names.count, 0);
+    CHECK_INT(t.pairs_count, 0);
+    lv_topics_free(&t);
+}
+
+/* SipHash-2-4 against the reference vectors (key 00..0f; messages empty and 00..0e), and
+ * the name hash keyed: a different key gives different hashes. */
+static void test_siphash(void) {
+    uint8_t m[15];
+    for (int i = 0; i < 15; i++) m[i] = (uint8_t)i;
+    uint64_t k0 = 0x0706050403020100ull, k1 = 0x0f0e0d0c0b0a0908ull;
+    CHECK(lv_siphash(k0, k1, m, 0) == 0x726fdb47dd0e0e31ull);
+    CHECK(lv_siphash(k0, k1, m, 15) == 0xa129ca6149be45e5ull);
+    uint64_t before = lv_name_hash("room", 4);
+    lv_names_seed();
+    CHECK(lv_name_hash("room", 4) != before); /* the process key is not the zero key */
+    CHECK(lv_name_hash("room", 4) == lv_name_hash("room", 4));
+}
+
 int main(void) {
+    test_siphash();
+    test_limits();
+    test_one_session_many_topics();
     test_basic();
     test_many();
     test_name_table_collisions();

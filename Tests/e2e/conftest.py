@@ -127,6 +127,22 @@ class Live:
         """Starts the C test server with flags (e.g. "--loops", 2)."""
         return self._start(clive_server_argv() + ["--port", "0"] + [str(f) for f in flags], "test_server")
 
+    def server_on(self, port: int, *flags: str | int) -> Server:
+        """Starts the C test server on a given port (e.g. one another server holds)."""
+        return self._start(clive_server_argv() + ["--port", str(port)] + [str(f) for f in flags],
+                           "test_server")
+
+    def upgrade_or_status(self, server: Server) -> int:
+        """Tries one upgrade: 101 (the client is kept for the test) or the refusal's status."""
+        c = wsraw.RawClient(server.port)
+        c.request()
+        status = c.read_response().status
+        if status == 101:
+            self.cleanups.append(c.close)
+        else:
+            c.close()
+        return status
+
     def echo(self) -> Server:
         argv = echo_server_argv()
         assert argv, "LIVE_ECHO_SERVER is not set"

@@ -227,6 +227,19 @@ class RawClient:
             pass
         assert not self.buf, f"unexpected bytes before EOF: {bytes(self.buf[:64])!r}"
 
+    def expect_abort(self, timeout: float | None = None):
+        """Asserts that the server aborts the connection (an RST, as it does when a deadline
+        passes: a handshake that never completed, a close the peer never answered) without
+        sending anything first."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        try:
+            while self._fill(deadline):
+                pass
+        except ConnectionResetError:
+            assert not self.buf, f"unexpected bytes before the reset: {bytes(self.buf[:64])!r}"
+            return
+        raise AssertionError("the connection ended with a FIN, not a reset")
+
     # HTTP
 
     def request(self, path: str = "/", *, method: str = "GET", version: str = "HTTP/1.1",

@@ -191,3 +191,5 @@ def test_people_list_shows_both_participants(servers, pages):
     bob.evaluate("window.liveDemo.client.echo(null).then(() => true)")
     people = bob.evaluate("Array.from(document.querySelectorAll('#people li')).map((li) => li.textContent)")
     assert sorted(people) == ["alice", "bob"], f"people list {people}; who('t2') gave {who}"
+    # live.js's count(): the true number of members, whatever who's cap
+    assert bob.evaluate("window.liveDemo.client.count('t2')") == 2

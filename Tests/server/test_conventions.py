@@ -244,15 +244,63 @@ def test_missing_topic_is_an_error(clients, codec, kind):
 
 
 @pytest.mark.parametrize("codec", CODECS)
-@pytest.mark.parametrize("kind", ["join", "publish"])
+@pytest.mark.parametrize("kind", ["join", "publish", "leave", "who", "count"])
 def test_topic_too_long_is_an_error(clients, codec, kind):
+    """--max-topic-length is 255 bytes by default, counted in UTF-8 bytes."""
     c = clients(codec)
-    c.send(kind, "t" * 65536, "long-1", body_for(codec) if kind == "publish" else None)
-    assert_error(c.recv(), "long-1", "invalid topic")
-    # 65535 bytes is still a topic
+    for n, too_long in ((256, "t" * 256), (256, "\u00e9" * 128)):
+        assert len(too_long.encode()) == n
+        ref = c.new_ref()
+        c.send(kind, too_long, ref, body_for(codec) if kind == "publish" else None)
+        assert_error(c.recv(), ref, "topic too long")
+    # 255 bytes is still a topic
+    for longest in ("t" * 255, "\u00e9" * 127 + "t"):
+        c.send("join", longest, "long-2")
+        assert c.recv() == Msg("reply", longest, "long-2")
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_max_topic_length_flag(servers, codec):
+    srv = servers.start("--max-topic-length", "65535")
+    c = Client(srv.ws, codec)
+    servers.defer(c.close)
+    c.send("join", "t" * 65536, "long-1")
+    assert_error(c.recv(), "long-1", "topic too long")
     long_topic = "t" * 65535
     c.send("join", long_topic, "long-2")
     assert c.recv() == Msg("reply", long_topic, "long-2")
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("limit", [None, 3])
+def test_too_many_topics_is_an_error(servers, codec, limit):
+    """A session holds at most --max-topics-per-session topics (128 by default); one more
+    join is refused, and leaving one makes room again."""
+    flags = ["--rate-limit", "0", "--no-presence-events"]  # many joins at once: not the rate limit's test
+    if limit:
+        flags += ["--max-topics-per-session", str(limit)]
+    srv = servers.start(*flags)
+    n = limit or 128
+    c = Client(srv.ws, codec)
+    servers.defer(c.close)
+    held = [topic() for _ in range(n)]
+    for t in held:
+        c.send("join", t, "j")
+    for t in held:
+        assert c.recv() == Msg("reply", t, "j")
+    # joining one it holds already is not one more
+    c.join(held[0])
+    extra = topic()
+    c.send("join", extra, "over")
+    assert_error(c.recv(), "over", "too many topics")
+    # the refused join took no effect: a publish to it does not reach the session
+    other = Client(srv.ws, codec)
+    servers.defer(other.close)
+    assert other.request("publish", extra, body_for(codec)).type == "reply"
+    assert c.sync() == []
+    c.send("leave", held[-1], "l")
+    assert c.recv() == Msg("reply", held[-1], "l")
+    c.join(extra)
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -532,6 +580,22 @@ def test_max_sessions(servers):
     assert ws.subprotocol == JSON
 
 
+def test_max_sessions_per_ip(servers):
+    """--max-sessions-per-ip (off by default): one more connection from the address is
+    answered 429, and the others are unaffected."""
+    srv = servers.start("--max-sessions-per-ip", "2")
+    a, b = Client(srv.ws, "json"), Client(srv.ws, "json")
+    servers.defer(a.close)
+    servers.defer(b.close)
+    response = raw_response(srv.port, f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n"
+                            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    assert response.startswith(b"HTTP/1.1 429 "), response
+    a.join(topic())
+    b.join(topic())
+
+
 def test_max_message_size(servers):
     srv = servers.start("--max-message-size", "1000")
     c = Client(srv.ws, "json")
@@ -540,6 +604,17 @@ def test_max_message_size(servers):
     c.send("echo", None, "s-1", small)
     assert c.recv() == Msg("echo", "", "s-1", small.encode())
     c.send("echo", None, "s-2", '"' + "a" * 2000 + '"')
+    with pytest.raises(ConnectionClosed) as e:
+        c.recv()
+    assert e.value.rcvd is not None and e.value.rcvd.code == 1009
+
+
+def test_max_message_size_defaults_to_1_mib(clients):
+    c = clients("json")
+    fits = '"' + "a" * 1_048_000 + '"'  # with the JSON around it, just under 1 MiB
+    c.send("echo", None, "s-1", fits)
+    assert c.recv() == Msg("echo", "", "s-1", fits.encode())
+    c.send("echo", None, "s-2", '"' + "a" * 1_048_576 + '"')
     with pytest.raises(ConnectionClosed) as e:
         c.recv()
     assert e.value.rcvd is not None and e.value.rcvd.code == 1009

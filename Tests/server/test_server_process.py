@@ -82,3 +82,15 @@ def test_address_line_with_an_ipv6_host_is_a_url():
         socket.create_connection(("::1", http.port), timeout=10).close()
     finally:
         stop_raw(p)
+
+
+def test_the_address_line_is_printed_once():
+    """Regression: the start-up line went to the logger and to stdout, so a terminal showed
+    it twice. It goes to stdout only; nothing on stderr repeats it."""
+    p = subprocess.Popen([str(server_binary()), "--port", "0"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=ROOT)
+    line = p.stdout.readline()
+    assert ADDRESS_LINE.match(line), line
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=STOP_TIMEOUT)
+    assert b"live-server: http://" not in out + err

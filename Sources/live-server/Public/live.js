@@ -7,7 +7,7 @@
 //   await live.join("room:lobby", (body, message) => console.log(body));
 //   await live.publish("room:lobby", { text: "hello" });
 //
-// Requests (join, leave, publish, echo, who) return promises settled by the server's
+// Requests (join, leave, publish, echo, who, count) return promises settled by the server's
 // `reply` or `error` for their `ref`. The client reconnects with exponential backoff and
 // jitter, and joins its topics again after a reconnect.
 
@@ -79,10 +79,17 @@ export class LiveClient extends EventTarget {
     return this.request({ type: "publish", topic, body });
   }
 
-  /** The session ids subscribed to topic (needs presence on the server). */
+  /** Sessions subscribed to topic, at most the server's who limit of them (needs presence
+   *  on the server); count(topic) gives how many there are. */
   async who(topic) {
     const reply = await this.request({ type: "who", topic });
     return reply.body || [];
+  }
+
+  /** How many sessions are subscribed to topic (needs presence on the server). */
+  async count(topic) {
+    const reply = await this.request({ type: "count", topic });
+    return reply.body ? reply.body.count : 0;
   }
 
   /** A round trip through the server; resolves with the echoed message. */
