@@ -125,8 +125,8 @@ static void test_name_table_collisions(void) {
 }
 
 int main(void) {
-    test_basic();
-    test_many();
-    test_name_table_collisions();
+    RUN(test_basic);
+    RUN(test_many);
+    RUN(test_name_table_collisions);
     return check_finish("topics");
 }
