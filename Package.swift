@@ -29,8 +29,7 @@ let package = Package(
             name: "CLive",
             dependencies: ["CUV"],
             path: "CLive",
-            publicHeadersPath: "include",
-            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-O2"])]
+            publicHeadersPath: "include"
         ),
         // msgpack-c from Debian's libmsgpack-dev, for the MessagePack codec.
         .systemLibrary(
