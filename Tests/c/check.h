@@ -56,7 +56,9 @@ static char check_last_row[128];
 static inline void check_note_row(const char *row) {
     if (strncmp(row, check_last_row, sizeof check_last_row - 1) == 0) return;
     check_rows++;
-    snprintf(check_last_row, sizeof check_last_row, "%s", row);
+    size_t n = 0; /* long names compare by their start */
+    for (; n < sizeof check_last_row - 1 && row[n] != '\0'; n++) check_last_row[n] = row[n];
+    check_last_row[n] = '\0';
 }
 
 /* n with thousands separators, in a buffer of the caller's ("287,313"). */
