@@ -116,7 +116,7 @@ def test_help_lists_scenarios_and_every_default_without_running(flag):
     (["fanout", "--rate", "1e"], "--rate: '1e' is not a number"),
     (["echo", "--duration", "nan"], "--duration: 'nan' is not a number"),
     (["echo", "--duration", "0"], "--duration: 0 is out of range"),
-    (["echo", "--body", "600"], "--body: 600 is out of range 0-500"),
+    (["echo", "--body", "20000"], "--body: 20000 is out of range 0-16384"),
     (["echo", "--workers", "0"], "--workers: 0 is out of range"),
     (["echo", "--host", "localhost"], "--host: 'localhost' is not an IPv4 address"),
     (["fanout", "--subscribers", "2", "--slow", "3"], "more slow subscribers"),

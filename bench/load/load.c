@@ -61,6 +61,8 @@ typedef struct conn {
     uint64_t received;
 } conn;
 
+#define MAX_BODY 16384 /* --body's limit: bodies are built on the stack */
+
 static struct {
     const char *scenario, *host, *path, *label;
     int port, connections, subscribers, window, body, pid, concurrency, slow, workers;
@@ -165,7 +167,7 @@ static int make_body(char *out, size_t cap, uint64_t seq) {
 }
 
 static void send_publish(conn *c, const char *topic) {
-    char body[512], msg[1024];
+    char body[MAX_BODY + 64], msg[MAX_BODY + 256];
     uint64_t seq = next_seq++;
     int b = make_body(body, sizeof body, seq);
     int n = snprintf(msg, sizeof msg, "{\"type\":\"publish\",\"topic\":\"%s\",\"ref\":\"%llu\",\"body\":%.*s}",
@@ -176,7 +178,7 @@ static void send_publish(conn *c, const char *topic) {
 }
 
 static void send_echo(conn *c) {
-    char body[512], msg[1024];
+    char body[MAX_BODY + 64], msg[MAX_BODY + 256];
     int b = make_body(body, sizeof body, next_seq++);
     int n = snprintf(msg, sizeof msg, "{\"type\":\"echo\",\"ref\":\"e\",\"body\":%.*s}", b, body);
     send_text(c, msg, (size_t)n);
@@ -762,7 +764,6 @@ static void print_report(const report *r, const char *more) {
  * must not quietly become another benchmark or the number 0. */
 
 #define EXIT_USAGE 64
-#define MAX_BODY 500 /* the publish body is built in a 512-byte buffer */
 
 static const char *const scenarios[] = {"connect", "echo", "fanout", "topics", "presence"};
 
