@@ -195,7 +195,7 @@ struct NotAllowed: Error {}
         let outcome = Recorder<String>()
         let ts = try TestServer { o in
             // long enough for the request to reach onAuth on a loaded machine (under ASan)
-            o.handshakeTimeout = .seconds(1)
+            o.handshakeTimeout = .seconds(3)
             o.onAuth = { _ in await sleepReportingCancellation(outcome) }
         }
         let client = try await WSClient.tcp(port: ts.port)

@@ -38,7 +38,7 @@ import Testing
         let ts = try TestServer { o in
             // long enough for the request to reach onAuth on a loaded machine (under ASan,
             // 200 ms sometimes passed before the client had written its request)
-            o.handshakeTimeout = .seconds(1)
+            o.handshakeTimeout = .seconds(3)
             o.onAuth = { _ in
                 await gate.wait()
                 return [:]
