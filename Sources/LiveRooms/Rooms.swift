@@ -30,7 +30,7 @@ public final class Rooms: Sendable {
     private let authorize: Authorize?
     /// The most members a `who` reply lists; `count` gives the true size.
     public let whoLimit: Int
-    private let server = Mutex<Served?>(nil)
+    private let server = Locked<Served?>(nil)
 
     /// What `handle` needs of the server, set once it exists.
     private struct Served {

@@ -129,7 +129,7 @@ import Testing
             o.rateLimit = .init(messagesPerSecond: 20, burst: 5, grace: .milliseconds(300))
         }
         let client = try await WSClient.connect(port: ts.port)
-        let stop = Mutex(false)
+        let stop = Locked(false)
         let senderDone = Gate()
         // The load: 200 messages a second, ten times the limit, until the session is gone
         // (the sleep paces the load; the test waits on onClose, not on time).
