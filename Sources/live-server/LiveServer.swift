@@ -34,7 +34,7 @@ struct LiveServer: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Bytes in a topic name (UTF-8), at most 65535.") var maxTopicLength = 255
     @Option(parsing: .unconditional, help: "Bytes queued for all sessions together; past it the largest queues are closed as too slow.")
     var maxQueuedBytes = 512 << 20
-    @Option(parsing: .unconditional, help: "Members a who reply lists at most (count gives the true number).") var whoLimit = 100
+    @Option(parsing: .unconditional, help: "Members a who reply lists at most (count gives the true number).") var whoLimit = 32
     @Option(help: "Codec for clients that ask for none: json or msgpack.") var defaultCodec = "json"
     @Option(name: .customLong("allowed-origin"), help: "An Origin allowed to connect (repeat it); none: any.")
     var allowedOrigins: [String] = []
