@@ -11,7 +11,7 @@ final class PendingRequest: @unchecked Sendable {
     // @unchecked: `handle` is used only through clive functions documented "any thread".
     /// Retained until the task ends (the C session stays a valid handle for it).
     let handle: OpaquePointer
-    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let task = Locked<Task<Void, Never>?>(nil)
 
     private init(_ handle: OpaquePointer) {
         self.handle = handle

@@ -25,15 +25,15 @@ final class ServerCore: @unchecked Sendable {
     let sessionsPerSlot: [Counter]
     let skippedEncodes = Atomic<Int>(0)
     /// Public presence values (`PresenceOptions.publicField`) of open sessions, by id.
-    let publicValues = Mutex<[UInt64: String]>([:])
+    let publicValues = Locked<[UInt64: String]>([:])
     /// Sessions from accept to on_close, by id (`Server.session(id:)`).
-    let sessions = Mutex<[UInt64: Session]>([:])
+    let sessions = Locked<[UInt64: Session]>([:])
     /// Set by `shutdown()`: publishes and broadcasts then throw `SessionError.closed`
     /// without encoding anything.
     let shuttingDown = Atomic<Bool>(false)
     /// `options.maxRefLength`, read for every received message.
     let maxRefLength: Int
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     private struct State {
         var started = false
@@ -279,7 +279,8 @@ private let liveOnRequest: @convention(c) (OpaquePointer?, UnsafePointer<clive_r
                          body: response.body)
         }
     } else {
-        core.respond(handle, status: 426, body: Bytes("this endpoint speaks WebSocket\n"))
+        let answer = Response.upgradeRequired()
+        core.respond(handle, status: answer.status.code, headers: answer.headers, body: answer.body)
     }
 }
 

@@ -36,7 +36,9 @@ import Testing
     @Test func handshakeTimeoutWhileOnAuthIsPending() async throws {
         let gate = Gate()
         let ts = try TestServer { o in
-            o.handshakeTimeout = .milliseconds(200)
+            // long enough for the request to reach onAuth on a loaded machine (under ASan,
+            // 200 ms sometimes passed before the client had written its request)
+            o.handshakeTimeout = .seconds(3)
             o.onAuth = { _ in
                 await gate.wait()
                 return [:]
@@ -44,6 +46,7 @@ import Testing
         }
         let client = try await WSClient.tcp(port: ts.port)
         try client.sendUpgradeRequest(port: ts.port)
+        try await ts.events.wait("onAuth to be called") { !$0.requests.isEmpty }
         // The server gives up on the handshake: the connection ends without a 101.
         do {
             let response = try await client.readResponse()
@@ -126,7 +129,7 @@ import Testing
             o.rateLimit = .init(messagesPerSecond: 20, burst: 5, grace: .milliseconds(300))
         }
         let client = try await WSClient.connect(port: ts.port)
-        let stop = Mutex(false)
+        let stop = Locked(false)
         let senderDone = Gate()
         // The load: 200 messages a second, ten times the limit, until the session is gone
         // (the sleep paces the load; the test waits on onClose, not on time).

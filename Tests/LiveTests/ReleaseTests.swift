@@ -11,7 +11,7 @@ import Testing
     /// event loops' buffers and every session leaked (LeakSanitizer: 12.8 MB over the suite).
     @Test func aServerWhoseHandlersKeepSessionsIsFreed() async throws {
         final class Kept: Sendable {
-            let sessions = Mutex<[Session]>([])
+            let sessions = Locked<[Session]>([])
         }
         let kept = Kept()
         weak var core: ServerCore?

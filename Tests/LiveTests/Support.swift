@@ -30,7 +30,7 @@ final class Recorder<T: Sendable>: Sendable {
         var nextID = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init() {}
 
@@ -91,7 +91,7 @@ final class Recorder<T: Sendable>: Sendable {
 
 /// A one-shot gate a handler can await and a test opens.
 final class Gate: Sendable {
-    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let state = Locked<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     init() {}
 
