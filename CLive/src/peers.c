@@ -2,25 +2,25 @@
 #include "peers.h"
 
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "names.h"
-
 struct lv_peer {
-    uint8_t key[16]; /* IPv4 mapped into IPv6, or an IPv6 /64 with the host part zeroed */
-    uint64_t hash;
+    lv_name_key key; /* first: the name table's entry; the name is addr */
     unsigned count;
+    uint8_t addr[16]; /* IPv4 mapped into IPv6, or an IPv6 /64 with the host part zeroed */
 };
 
 void lv_peers_init(lv_peers *p) {
     memset(p, 0, sizeof *p);
+    p->table.name_offset = offsetof(lv_peer, addr);
     pthread_mutex_init(&p->lock, NULL);
 }
 
 void lv_peers_free(lv_peers *p) {
-    for (uint32_t i = 0; i < p->cap; i++) free(p->slots[i]);
-    free(p->slots);
+    for (uint32_t i = 0; i < p->table.cap; i++) free(p->table.slots[i]);
+    lv_names_free(&p->table);
     pthread_mutex_destroy(&p->lock);
 }
 
@@ -40,27 +40,6 @@ static bool make_key(const struct sockaddr_storage *a, uint8_t key[16]) {
     return false;
 }
 
-static uint32_t slot_of(const lv_peers *p, const uint8_t key[16], uint64_t hash) {
-    uint32_t mask = p->cap - 1;
-    for (uint32_t i = (uint32_t)hash & mask;; i = (i + 1) & mask)
-        if (p->slots[i] == NULL || memcmp(p->slots[i]->key, key, 16) == 0) return i;
-}
-
-static int reserve(lv_peers *p) {
-    if ((p->count + 1) * 4 <= p->cap * 3) return 0;
-    uint32_t cap = p->cap ? p->cap * 2 : 64;
-    lv_peer **slots = calloc(cap, sizeof *slots);
-    if (slots == NULL) return -1;
-    lv_peer **old = p->slots;
-    uint32_t old_cap = p->cap;
-    p->slots = slots;
-    p->cap = cap;
-    for (uint32_t i = 0; i < old_cap; i++)
-        if (old[i]) p->slots[slot_of(p, old[i]->key, old[i]->hash)] = old[i];
-    free(old);
-    return 0;
-}
-
 lv_peer *lv_peers_add(lv_peers *p, const struct sockaddr_storage *addr, unsigned max,
                       bool *over) {
     *over = false;
@@ -70,14 +49,13 @@ lv_peer *lv_peers_add(lv_peers *p, const struct sockaddr_storage *addr, unsigned
     uint64_t hash = lv_name_hash((const char *)key, sizeof key);
     lv_peer *peer = NULL;
     pthread_mutex_lock(&p->lock);
-    if (reserve(p) == 0) {
-        uint32_t i = slot_of(p, key, hash);
-        peer = p->slots[i];
+    if (lv_names_reserve(&p->table) == 0) {
+        uint32_t slot = lv_names_slot(&p->table, (const char *)key, sizeof key, hash);
+        peer = (lv_peer *)p->table.slots[slot];
         if (peer == NULL && (peer = calloc(1, sizeof *peer)) != NULL) {
-            memcpy(peer->key, key, 16);
-            peer->hash = hash;
-            p->slots[i] = peer;
-            p->count++;
+            peer->key = (lv_name_key){.hash = hash, .len = sizeof key};
+            memcpy(peer->addr, key, sizeof key);
+            lv_names_put(&p->table, slot, &peer->key);
         }
         if (peer) *over = ++peer->count > max;
     }
@@ -88,18 +66,8 @@ lv_peer *lv_peers_add(lv_peers *p, const struct sockaddr_storage *addr, unsigned
 void lv_peers_remove(lv_peers *p, lv_peer *peer) {
     pthread_mutex_lock(&p->lock);
     if (--peer->count == 0) {
-        /* backward-shift deletion, as in names.c */
-        uint32_t mask = p->cap - 1, i = slot_of(p, peer->key, peer->hash);
-        p->slots[i] = NULL;
-        for (uint32_t j = (i + 1) & mask; p->slots[j] != NULL; j = (j + 1) & mask) {
-            uint32_t home = (uint32_t)p->slots[j]->hash & mask;
-            if (((j - home) & mask) >= ((j - i) & mask)) {
-                p->slots[i] = p->slots[j];
-                p->slots[j] = NULL;
-                i = j;
-            }
-        }
-        p->count--;
+        lv_names_delete(&p->table, lv_names_slot(&p->table, (const char *)peer->addr,
+                                                 sizeof peer->addr, peer->key.hash));
         free(peer);
     }
     pthread_mutex_unlock(&p->lock);

@@ -14,12 +14,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "names.h"
+
 typedef struct lv_peer lv_peer;
 
 typedef struct lv_peers {
     pthread_mutex_t lock;
-    lv_peer **slots; /* open addressing by the address's keyed hash; NULL empty */
-    uint32_t cap, count;
+    lv_name_table table; /* address key (16 bytes, as a name) -> lv_peer */
 } lv_peers;
 
 void lv_peers_init(lv_peers *p);
