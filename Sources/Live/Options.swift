@@ -75,6 +75,10 @@ public struct Options: Sendable {
     /// others get 403. Empty: any origin.
     public var allowedOrigins: [String] = []
     public var logger = Logger(label: "live")
+    /// How often the core's counters are reported through swift-metrics (docs/METRICS.md);
+    /// nil: only when `Server.reportMetrics()` is called. Metrics go wherever
+    /// `MetricsSystem.bootstrap` sent them before the server was created (nowhere by default).
+    public var metricsInterval: Duration? = .seconds(5)
     /// How topics behave, by prefix (the first match wins): throttling and "latest value
     /// wins". Topics that match none are plain.
     public var topicPolicies: [TopicPolicy] = []
