@@ -8,6 +8,8 @@ import LiveCommandLine
 import LiveRooms
 import Logging
 import HTTPTypes
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 @main
@@ -46,6 +48,8 @@ struct LiveServer: AsyncParsableCommand {
     var latestOnlyPrefixes: [String] = []
     @Option(name: .customLong("throttle"), help: "PREFIX:MILLISECONDS: throttle these topics (repeat it).")
     var throttles: [String] = []
+    @Flag(help: "Do not export metrics (GET /metrics).") var noMetrics = false
+    @Option(help: "Serve GET /metrics on this port instead of the main one.") var metricsPort: Int?
 
     func validate() throws {
         guard ["json", "msgpack"].contains(defaultCodec) else {
@@ -63,6 +67,9 @@ struct LiveServer: AsyncParsableCommand {
                               ("--presence-batch-ms", presenceBatchMs)] where value < 0 {
             throw ValidationError("\(flag) must be 0 or more")
         }
+        if let metricsPort, !(0...65535).contains(metricsPort) {
+            throw ValidationError("--metrics-port must be between 0 and 65535")
+        }
     }
 
     func run() async throws {
@@ -70,6 +77,21 @@ struct LiveServer: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel)!
         var options = Options()
         options.logger = logger
+        // swift-metrics goes to Prometheus; the registry is read on every scrape.
+        let registry = PrometheusCollectorRegistry()
+        if noMetrics {
+            options.metricsInterval = nil
+        } else {
+            var factory = PrometheusMetricsFactory(registry: registry)
+            // handshakes take microseconds to milliseconds, below the default buckets
+            let fast: [Duration] = [.microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+                                    .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10),
+                                    .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)]
+            factory.durationHistogramBuckets = ["live_handshake_seconds": fast, "live_auth_seconds": fast]
+            MetricsSystem.bootstrap(factory)
+        }
+        let box = ServerBox()
+        let metrics = noMetrics ? nil : MetricsEndpoint(registry: registry, servers: [box])
         options.codec = defaultCodec == "json" ? JSONCodec() : MessagePackCodec()
         options.codecs = [JSONCodec(), MessagePackCodec()]
         options.eventLoops = eventLoops > 0 ? eventLoops : nil
@@ -101,15 +123,29 @@ struct LiveServer: AsyncParsableCommand {
             return ["name": .string(name.isEmpty ? "guest" : name)]
         }
         let assets = try Assets()
-        options.onHTTP = { request in assets.response(for: request) }
+        let mainMetrics = metricsPort == nil ? metrics : nil
+        options.onHTTP = { request in
+            if request.path == "/metrics", let mainMetrics, request.method == .get { return mainMetrics.response() }
+            return assets.response(for: request)
+        }
         let rooms = Rooms(authorize: DemoPolicy.authorize, whoLimit: whoLimit)
         let server = try rooms.makeServer(options: options)
+        box.set(server)
         try server.listen(host: host, port: port)
+        var services: [any Service] = [server]
+        if let metricsPort, let metrics {
+            let side = try metricsServer(metrics, logger: logger)
+            try side.listen(host: host, port: metricsPort)
+            try side.start()
+            services.append(side)
+            logger.info("metrics on their own port", metadata: ["port": "\(side.port)"])
+        }
         try server.start()
         let base = host.contains(":") ? "[\(host)]:\(server.port)" : "\(host):\(server.port)"
         let announce = Announcement(line: "live-server: http://\(base)/  ws://\(base)/ws")
+        services.append(announce)
         let group = ServiceGroup(
-            configuration: .init(services: [server, announce], gracefulShutdownSignals: [.sigterm, .sigint],
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                                  logger: logger))
         try await group.run()
     }
