@@ -50,6 +50,8 @@ struct LiveServer: AsyncParsableCommand {
     var throttles: [String] = []
     @Flag(help: "Do not export metrics (GET /metrics).") var noMetrics = false
     @Option(help: "Serve GET /metrics on this port instead of the main one.") var metricsPort: Int?
+    @Flag(help: "Serve GET /dashboard and publish the server's figures to it once a second (they reveal load).")
+    var dashboard = false
 
     func validate() throws {
         guard ["json", "msgpack"].contains(defaultCodec) else {
@@ -92,6 +94,7 @@ struct LiveServer: AsyncParsableCommand {
         }
         let box = ServerBox()
         let metrics = noMetrics ? nil : MetricsEndpoint(registry: registry, servers: [box])
+        let dashboardToken = dashboard ? Dashboard.newToken() : nil
         options.codec = defaultCodec == "json" ? JSONCodec() : MessagePackCodec()
         options.codecs = [JSONCodec(), MessagePackCodec()]
         options.eventLoops = eventLoops > 0 ? eventLoops : nil
@@ -120,9 +123,13 @@ struct LiveServer: AsyncParsableCommand {
             // The demo's identity: a display name from the query, nothing secret, of at most
             // 32 bytes (not Characters: one Character can be thousands of bytes).
             let name = displayName(request.queryValue("name") ?? "")
-            return ["name": .string(name.isEmpty ? "guest" : name)]
+            let display: Meta.Value = .string(name.isEmpty ? "guest" : name)
+            if let dashboardToken, request.queryValue("dashboard") == dashboardToken {
+                return ["name": display, "dashboard": true]
+            }
+            return ["name": display]
         }
-        let assets = try Assets()
+        let assets = try Assets(dashboardToken: dashboardToken)
         let mainMetrics = metricsPort == nil ? metrics : nil
         options.onHTTP = { request in
             if request.path == "/metrics", let mainMetrics, request.method == .get { return mainMetrics.response() }
@@ -141,6 +148,7 @@ struct LiveServer: AsyncParsableCommand {
             logger.info("metrics on their own port", metadata: ["port": "\(side.port)"])
         }
         try server.start()
+        if dashboard { services.append(DashboardPublisher(server: server, logger: logger)) }
         let base = host.contains(":") ? "[\(host)]:\(server.port)" : "\(host):\(server.port)"
         let announce = Announcement(line: "live-server: http://\(base)/  ws://\(base)/ws")
         services.append(announce)
@@ -165,6 +173,10 @@ func displayName(_ name: String) -> String {
 /// starting with "admin" may publish to "announcements".
 enum DemoPolicy {
     static func authorize(_ session: Session, _ action: Rooms.Action, _ topic: String) -> Bool {
+        if Dashboard.isReserved(topic) {
+            // the server's own figures: only the dashboard page joins, nobody publishes
+            return action == .join && topic == Dashboard.topic && session.meta["dashboard"] == .bool(true)
+        }
         if topic == "announcements" && action == .publish {
             return session.meta.string("name")?.hasPrefix("admin") == true
         }
@@ -174,9 +186,9 @@ enum DemoPolicy {
 
 /// The demo page and the browser client, embedded in the executable's resources.
 struct Assets: Sendable {
-    let files: [String: (type: String, body: Bytes)]
+    var files: [String: (type: String, body: Bytes)]
 
-    init() throws {
+    init(dashboardToken: String? = nil) throws {
         guard let dir = Bundle.module.url(forResource: "Public", withExtension: nil) else {
             throw ValidationError("live-server's resources are missing")
         }
@@ -187,6 +199,12 @@ struct Assets: Sendable {
             "/": try load("index.html", "text/html; charset=utf-8"),
             "/live.js": try load("live.js", "text/javascript; charset=utf-8"),
         ]
+        if let dashboardToken {
+            // the page carries the token that lets it join the reserved topic
+            let (type, page) = try load("dashboard.html", "text/html; charset=utf-8")
+            let html = String(decoding: page.withUnsafeBytes { Array($0) }, as: UTF8.self)
+            files["/dashboard"] = (type, Bytes(html.replacingOccurrences(of: "{{TOKEN}}", with: dashboardToken)))
+        }
     }
 
     func response(for request: Request) -> Response {
