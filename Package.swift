@@ -97,7 +97,10 @@ let package = Package(
         ),
         .testTarget(
             name: "LiveTests",
-            dependencies: ["Live", .product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: [
+                "Live", .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             path: "Tests/LiveTests"
         ),
         // The load generator (C, epoll): connect, echo, fanout and topics scenarios.

@@ -11,54 +11,80 @@ import Synchronization
 /// delivery. Only the handshake timers are recorded as they happen, once per handshake.
 final class MetricsReporter: Sendable {
     private let logger: Logger
+    private let factory: any MetricsFactory
     private let last: Mutex<Stats?> = Mutex(nil)
     private let codecNames: [String]
 
     // counters
-    private let opened = MetricCounter(label: "live_sessions_opened_total")
+    private let opened: MetricCounter
     private let closed: [Stats.CloseKind: MetricCounter]
-    private let received = MetricCounter(label: "live_messages_received_total")
-    private let published = MetricCounter(label: "live_messages_published_total")
-    private let deliveries = MetricCounter(label: "live_deliveries_total")
-    private let skipped = MetricCounter(label: "live_deliveries_skipped_total")
-    private let framesOut = MetricCounter(label: "live_frames_written_total")
-    private let bytesOut = MetricCounter(label: "live_bytes_written_total")
-    private let overflows = MetricCounter(label: "live_queue_overflows_total")
-    private let budgetCloses = MetricCounter(label: "live_queue_budget_closes_total")
-    private let rateLimited = MetricCounter(label: "live_messages_rate_limited_total")
-    private let coalesced = MetricCounter(label: "live_messages_coalesced_total")
-    private let throttled = MetricCounter(label: "live_messages_throttled_total")
-    private let refusedSubscribes = MetricCounter(label: "live_subscribes_refused_total")
+    private let received: MetricCounter
+    private let published: MetricCounter
+    private let deliveries: MetricCounter
+    private let skipped: MetricCounter
+    private let framesOut: MetricCounter
+    private let bytesOut: MetricCounter
+    private let overflows: MetricCounter
+    private let budgetCloses: MetricCounter
+    private let rateLimited: MetricCounter
+    private let coalesced: MetricCounter
+    private let throttled: MetricCounter
+    private let refusedSubscribes: MetricCounter
     // gauges
-    private let connections = Gauge(label: "live_connections")
-    private let sessions = Gauge(label: "live_sessions")
-    private let subscriptions = Gauge(label: "live_subscriptions")
-    private let topics = Gauge(label: "live_topics")
-    private let queuedFrames = Gauge(label: "live_queued_frames")
-    private let queuedBytes = Gauge(label: "live_queued_bytes")
+    private let connections: Gauge
+    private let sessions: Gauge
+    private let subscriptions: Gauge
+    private let topics: Gauge
+    private let queuedFrames: Gauge
+    private let queuedBytes: Gauge
     // publish to queued: a Prometheus histogram's series, from the core's log2 buckets
     private let fanoutBuckets: [MetricCounter]
-    private let fanoutSum = FloatingPointCounter(label: "live_publish_queued_seconds_sum")
-    private let fanoutCount = MetricCounter(label: "live_publish_queued_seconds_count")
+    private let fanoutSum: FloatingPointCounter
+    private let fanoutCount: MetricCounter
     // recorded per handshake
-    let handshake = Timer(label: "live_handshake_seconds", preferredDisplayUnit: .seconds)
-    let auth = Timer(label: "live_auth_seconds", preferredDisplayUnit: .seconds)
+    let handshake: Timer
+    let auth: Timer
 
     /// Upper bounds of the core's fanout buckets in seconds (2^i microseconds), "+Inf" last.
     static let bucketBounds: [String] = (0..<Int(CLIVE_TIMING_BUCKETS)).map { i in
         i == Int(CLIVE_TIMING_BUCKETS) - 1 ? "+Inf" : "\(Double(1 << i) / 1_000_000)"
     }
 
-    init(logger: Logger, codecNames: [String]) {
+    init(logger: Logger, codecNames: [String], factory: any MetricsFactory) {
         self.logger = logger
         self.codecNames = codecNames
+        self.factory = factory
+        opened = MetricCounter(label: "live_sessions_opened_total", factory: factory)
+        received = MetricCounter(label: "live_messages_received_total", factory: factory)
+        published = MetricCounter(label: "live_messages_published_total", factory: factory)
+        deliveries = MetricCounter(label: "live_deliveries_total", factory: factory)
+        skipped = MetricCounter(label: "live_deliveries_skipped_total", factory: factory)
+        framesOut = MetricCounter(label: "live_frames_written_total", factory: factory)
+        bytesOut = MetricCounter(label: "live_bytes_written_total", factory: factory)
+        overflows = MetricCounter(label: "live_queue_overflows_total", factory: factory)
+        budgetCloses = MetricCounter(label: "live_queue_budget_closes_total", factory: factory)
+        rateLimited = MetricCounter(label: "live_messages_rate_limited_total", factory: factory)
+        coalesced = MetricCounter(label: "live_messages_coalesced_total", factory: factory)
+        throttled = MetricCounter(label: "live_messages_throttled_total", factory: factory)
+        refusedSubscribes = MetricCounter(label: "live_subscribes_refused_total", factory: factory)
+        connections = Gauge(label: "live_connections", factory: factory)
+        sessions = Gauge(label: "live_sessions", factory: factory)
+        subscriptions = Gauge(label: "live_subscriptions", factory: factory)
+        topics = Gauge(label: "live_topics", factory: factory)
+        queuedFrames = Gauge(label: "live_queued_frames", factory: factory)
+        queuedBytes = Gauge(label: "live_queued_bytes", factory: factory)
+        fanoutSum = FloatingPointCounter(label: "live_publish_queued_seconds_sum", factory: factory)
+        fanoutCount = MetricCounter(label: "live_publish_queued_seconds_count", factory: factory)
+        handshake = Timer(label: "live_handshake_seconds", preferredDisplayUnit: .seconds, factory: factory)
+        auth = Timer(label: "live_auth_seconds", preferredDisplayUnit: .seconds, factory: factory)
         var closed: [Stats.CloseKind: MetricCounter] = [:]
         for kind in Stats.CloseKind.allCases {
-            closed[kind] = MetricCounter(label: "live_sessions_closed_total", dimensions: [("reason", kind.name)])
+            closed[kind] = MetricCounter(label: "live_sessions_closed_total", dimensions: [("reason", kind.name)],
+                                         factory: factory)
         }
         self.closed = closed
         fanoutBuckets = Self.bucketBounds.map {
-            MetricCounter(label: "live_publish_queued_seconds_bucket", dimensions: [("le", $0)])
+            MetricCounter(label: "live_publish_queued_seconds_bucket", dimensions: [("le", $0)], factory: factory)
         }
     }
 
@@ -104,7 +130,8 @@ final class MetricsReporter: Sendable {
                 let d = n - (was?.rejected[status] ?? 0)
                 guard d > 0 else { continue }
                 let label = status == 0 ? "other" : String(status)
-                MetricCounter(label: "live_upgrades_rejected_total", dimensions: [("status", label)]).increment(by: Int64(d))
+                MetricCounter(label: "live_upgrades_rejected_total", dimensions: [("status", label)], factory: factory)
+                    .increment(by: Int64(d))
                 refusals.append("\(label): \(d)")
             }
             if !refusals.isEmpty {
@@ -140,8 +167,8 @@ final class MetricsReporter: Sendable {
             return zip(totals, seen).map { $0 - $1 }
         }
         for (slot, d) in deltas.enumerated() where d > 0 && slot < codecNames.count {
-            MetricCounter(label: "live_publish_encode_failures_total", dimensions: [("codec", codecNames[slot])])
-                .increment(by: Int64(d))
+            MetricCounter(label: "live_publish_encode_failures_total", dimensions: [("codec", codecNames[slot])],
+                          factory: factory).increment(by: Int64(d))
         }
     }
 }

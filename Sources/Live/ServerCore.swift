@@ -1,4 +1,5 @@
 import CLive
+import CoreMetrics
 import Foundation
 import HTTPTypes
 import Logging
@@ -55,7 +56,8 @@ final class ServerCore: @unchecked Sendable {
         maxRefLength = options.maxRefLength
         sessionsPerSlot = codecs.map { _ in Counter() }
         encodeFailures = codecs.map { _ in Counter() }
-        metrics = MetricsReporter(logger: options.logger, codecNames: codecs.map(\.name))
+        metrics = MetricsReporter(logger: options.logger, codecNames: codecs.map(\.name),
+                                  factory: options.metricsFactory ?? MetricsSystem.factory)
         try options.validate()
         var server: OpaquePointer?
         let rc = options.withCOptions { c in
