@@ -169,6 +169,10 @@ typedef struct clive_options {
     clive_callbacks callbacks;
 } clive_options;
 
+#define CLIVE_CLOSE_KINDS 10     /* clive_close_kind values are below this */
+#define CLIVE_REJECT_STATUSES 11 /* 400 401 403 404 426 429 431 500 503 505, other */
+#define CLIVE_TIMING_BUCKETS 17  /* under 1 us, 2 us, 4 us, ... 32.768 ms, and the rest */
+
 /* Counters summed over all loops; a snapshot, each read atomically. Any thread. */
 typedef struct clive_stats {
     uint64_t connections;    /* open TCP connections, any state */
@@ -186,7 +190,28 @@ typedef struct clive_stats {
                                 (also counted in overflows) */
     uint64_t refused_subscribes; /* subscribes refused by max_topics_per_session or
                                     max_topics */
+    uint64_t closed[CLIVE_CLOSE_KINDS]; /* accepted sessions that closed, by clive_close_kind
+                                           (index 0 and CLIVE_CLOSED_NOT_OPENED stay 0) */
+    uint64_t rejected[CLIVE_REJECT_STATUSES]; /* upgrades answered with an HTTP status instead
+                                                 of 101, by the core or the app; the status
+                                                 of [i] is clive_reject_status(i) */
+    uint64_t published;      /* clive_publish calls accepted */
+    uint64_t deliveries;     /* frames queued to subscribers by publish and broadcast (a
+                                latest_only replacement included) */
+    uint64_t bytes_out;      /* bytes written to sockets */
+    uint64_t coalesced;      /* queued frames a latest_only publish replaced: never sent */
+    uint64_t throttled;      /* publishes a throttle held back on a loop, then superseded by
+                                a newer one: never sent there */
+    uint64_t fanouts;        /* publishes a loop queued to its subscribers, each timed from
+                                clive_publish to the last local subscriber's queue: */
+    uint64_t fanout_ns;      /* their total time */
+    uint64_t fanout_hist[CLIVE_TIMING_BUCKETS]; /* by time: [i] took under 2^i microseconds
+                                                   (the last holds the rest) */
 } clive_stats;
+
+/* The HTTP status clive_stats.rejected[index] counts; 0 for the last index (any other
+ * status). Any thread. */
+int clive_reject_status(unsigned index);
 
 /* --- server ------------------------------------------------------------------------ */
 

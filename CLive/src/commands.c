@@ -18,6 +18,7 @@ static lv_cmd *cmd_new(lv_cmd_kind kind, clive_session *s, size_t nframes, const
     c->frames = nframes ? (clive_frame **)c->data : NULL;
     c->frame_count = nframes;
     c->number = 0;
+    c->posted_ns = 0;
     c->inspect = NULL;
     c->inspect_ctx = NULL;
     c->len = len;
@@ -92,16 +93,19 @@ static void inspect_here(clive_session *s, clive_inspect_fn fn, void *ctx) {
 
 /* Queues frames[slot] to every open session of this loop. */
 static void broadcast_here(lv_loop *l, clive_frame *const *frames, size_t count) {
-    uint64_t skipped = 0;
+    uint64_t skipped = 0, queued = 0;
     for (clive_session *s = l->sessions; s; s = s->next) {
         if (s->state != LV_OPEN) continue;
         clive_frame *f = s->codec_slot < count ? frames[s->codec_slot] : NULL;
-        if (f)
+        if (f) {
             lv_session_enqueue(s, f);
-        else
+            queued++;
+        } else {
             skipped++;
+        }
     }
     if (skipped) lv_count(&l->counters.skipped, (int64_t)skipped);
+    if (queued) lv_count(&l->counters.deliveries, (int64_t)queued);
 }
 
 void lv_cmd_run(lv_loop *l, lv_cmd *c) {
@@ -130,7 +134,7 @@ void lv_cmd_run(lv_loop *l, lv_cmd *c) {
         subscribe_here(s, cmd_text(c), c->len, c->kind == LV_CMD_SUBSCRIBE);
         break;
     case LV_CMD_PUBLISH:
-        lv_loop_fanout(l, cmd_text(c), c->len, c->frames, c->frame_count);
+        lv_loop_fanout(l, cmd_text(c), c->len, c->frames, c->frame_count, c->posted_ns);
         break;
     case LV_CMD_SHUTDOWN:
         lv_loop_begin_shutdown(l);
@@ -248,7 +252,8 @@ int clive_unsubscribe(clive_session *s, const char *topic, size_t len) {
 /* Posts frames (and a topic, for a publish) to every loop but the caller's own; returns
  * the caller's loop when it is one of the server's. */
 static int post_to_loops(clive_server *server, lv_cmd_kind kind, const char *topic, size_t len,
-                         clive_frame *const *frames, size_t count, lv_loop **here) {
+                         clive_frame *const *frames, size_t count, uint64_t now_ns,
+                         lv_loop **here) {
     *here = NULL;
     for (unsigned i = 0; i < server->nloops; i++) {
         lv_loop *l = &server->loops[i];
@@ -258,6 +263,7 @@ static int post_to_loops(clive_server *server, lv_cmd_kind kind, const char *top
         }
         lv_cmd *c = cmd_new(kind, NULL, count, topic, len);
         if (c == NULL) return CLIVE_ENOMEM;
+        c->posted_ns = now_ns;
         for (size_t k = 0; k < count; k++) {
             c->frames[k] = frames[k];
             if (frames[k]) clive_frame_retain(frames[k]);
@@ -273,8 +279,10 @@ int clive_publish(clive_server *server, const char *topic, size_t len,
         return CLIVE_EINVAL;
     if (atomic_load(&server->shutting_down)) return CLIVE_ECLOSED;
     lv_loop *here;
-    int err = post_to_loops(server, LV_CMD_PUBLISH, topic, len, frames, count, &here);
-    if (err == CLIVE_OK && here) lv_loop_fanout(here, topic, len, frames, count);
+    uint64_t now_ns = uv_hrtime(); /* one clock read per publish; each loop reads one more */
+    int err = post_to_loops(server, LV_CMD_PUBLISH, topic, len, frames, count, now_ns, &here);
+    if (err == CLIVE_OK && here) lv_loop_fanout(here, topic, len, frames, count, now_ns);
+    if (err == CLIVE_OK) atomic_fetch_add_explicit(&server->published, 1, memory_order_relaxed);
     return err;
 }
 
@@ -282,7 +290,7 @@ int clive_broadcast(clive_server *server, clive_frame *const *frames, size_t cou
     if (count == 0 || count > 256) return CLIVE_EINVAL;
     if (atomic_load(&server->shutting_down)) return CLIVE_ECLOSED;
     lv_loop *here;
-    int err = post_to_loops(server, LV_CMD_BROADCAST, NULL, 0, frames, count, &here);
+    int err = post_to_loops(server, LV_CMD_BROADCAST, NULL, 0, frames, count, 0, &here);
     if (err == CLIVE_OK && here) broadcast_here(here, frames, count);
     return err;
 }

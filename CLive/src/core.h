@@ -112,6 +112,8 @@ typedef struct lv_counters {
     atomic_uint_fast64_t connections, sessions, queued_frames, queued_bytes, overflows, skipped,
         messages_in, frames_out, subscriptions, topics, rate_limited, budget_closes,
         refused_subscribes;
+    atomic_uint_fast64_t closed[CLIVE_CLOSE_KINDS], rejected[CLIVE_REJECT_STATUSES], deliveries,
+        bytes_out, coalesced, throttled, fanouts, fanout_ns, fanout_hist[CLIVE_TIMING_BUCKETS];
 } lv_counters;
 
 struct lv_loop {
@@ -162,6 +164,7 @@ struct clive_server {
     atomic_int shutting_down;
     atomic_uint connections; /* for max_sessions */
     atomic_uint topic_regs;  /* topics registered over every loop, for max_topics */
+    atomic_uint_fast64_t published; /* clive_publish calls (clive_stats.published) */
     char error[192];         /* what the last failure was about (clive_server_error) */
     lv_presence presence;    /* with options.presence */
     lv_peers peers;          /* connections per address, with options.max_sessions_per_ip */
@@ -203,6 +206,7 @@ typedef struct lv_cmd {
     clive_frame **frames;   /* retained; points into data */
     size_t frame_count;
     unsigned number; /* codec slot, close code */
+    uint64_t posted_ns; /* LV_CMD_PUBLISH: when clive_publish was called (uv_hrtime) */
     clive_inspect_fn inspect; /* LV_CMD_INSPECT: called exactly once, then cleared */
     void *inspect_ctx;
     size_t len;      /* bytes of data used by the text (topic, reason) */
@@ -232,9 +236,12 @@ void lv_loop_apply_policy(lv_loop *l, lv_topic *tp);
 void lv_loop_hold_back(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size_t count);
 /* Sends frames to a topic's subscribers on this loop now, whatever its throttle. */
 void lv_topic_deliver(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size_t count);
-/* Sends frames to this loop's subscribers of a topic. Loop thread. */
+/* Sends frames to this loop's subscribers of a topic, timing it from published_ns (the
+ * uv_hrtime of the clive_publish call). Loop thread. */
 void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *const *frames,
-                    size_t count);
+                    size_t count, uint64_t published_ns);
+/* Counts an upgrade answered with an HTTP status instead of 101. Loop thread. */
+void lv_count_rejected(lv_loop *l, int status);
 /* Starts the loop's shutdown. Loop thread. */
 void lv_loop_begin_shutdown(lv_loop *l);
 /* Stops the loop once its last connection is gone. Loop thread. */

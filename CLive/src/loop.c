@@ -266,6 +266,7 @@ static void arm_throttle(lv_loop *l) {
 }
 
 void lv_loop_hold_back(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size_t count) {
+    if (tp->pending_count) lv_count(&l->counters.throttled, 1); /* superseded, never sent */
     release_pending(tp);
     if (count == 0) { /* nothing to hold: the topic is up to date */
         unlist_throttled(l, tp);

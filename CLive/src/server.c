@@ -393,6 +393,29 @@ void clive_server_stats(const clive_server *srv, clive_stats *out) {
         SUM(rate_limited);
         SUM(budget_closes);
         SUM(refused_subscribes);
+        SUM(deliveries);
+        SUM(bytes_out);
+        SUM(coalesced);
+        SUM(throttled);
+        SUM(fanouts);
+        SUM(fanout_ns);
+        for (unsigned k = 0; k < CLIVE_CLOSE_KINDS; k++) SUM(closed[k]);
+        for (unsigned k = 0; k < CLIVE_REJECT_STATUSES; k++) SUM(rejected[k]);
+        for (unsigned k = 0; k < CLIVE_TIMING_BUCKETS; k++) SUM(fanout_hist[k]);
 #undef SUM
     }
+    out->published = atomic_load_explicit(&srv->published, memory_order_relaxed);
+}
+
+static const int reject_statuses[CLIVE_REJECT_STATUSES] = {400, 401, 403, 404, 426, 429,
+                                                           431, 500, 503, 505, 0};
+
+int clive_reject_status(unsigned index) {
+    return index < CLIVE_REJECT_STATUSES ? reject_statuses[index] : 0;
+}
+
+void lv_count_rejected(lv_loop *l, int status) {
+    unsigned k = 0;
+    while (k < CLIVE_REJECT_STATUSES - 1 && reject_statuses[k] != status) k++;
+    lv_count(&l->counters.rejected[k], 1);
 }

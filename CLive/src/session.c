@@ -151,6 +151,7 @@ static int origin_allowed(const clive_options *o, const lv_upgrade *up) {
 
 static void reject(clive_session *s, int status, const char *reason) {
     static const char version[] = "Sec-WebSocket-Version: 13\r\n";
+    lv_count_rejected(s->loop, status);
     char body[128];
     int n = snprintf(body, sizeof body, "%s\n", reason ? reason : lv_http_status_text(status));
     lv_session_do_respond(s, status, status == 426 ? version : NULL,
@@ -282,6 +283,8 @@ void lv_session_do_accept(clive_session *s, unsigned codec_slot) {
 void lv_session_do_respond(clive_session *s, int status, const char *headers, size_t hlen,
                            const void *body, size_t blen) {
     if (s->state != LV_READING_REQUEST && s->state != LV_DECIDING) return;
+    /* the app refusing an upgrade (the core's refusals are counted by reject) */
+    if (s->upgrade_reply) lv_count_rejected(s->loop, status);
     size_t cap = hlen + 256;
     char *head = malloc(cap);
     size_t n = head ? lv_http_response_head(head, cap, status, headers, hlen, blen) : 0;
@@ -586,7 +589,7 @@ void lv_topic_deliver(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size
     uint32_t n = tp->count;
     const lv_member *members = tp->members;
     uint32_t used[256] = {0};
-    uint64_t skipped = 0;
+    uint64_t skipped = 0, replaced = 0;
     /* One reference count update per frame, not per subscriber: count every subscriber
      * up front, hand back the unused ones after. The caller's own reference keeps each
      * frame alive in between. */
@@ -611,6 +614,7 @@ void lv_topic_deliver(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size
             if (lv_sendq_replace(&s->q, sub->unsent_seq - 1, f)) {
                 account_queue(s, c0, b0);
                 used[slot]++;
+                replaced++;
                 continue;
             }
         }
@@ -619,14 +623,30 @@ void lv_topic_deliver(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size
             if (tp->latest_only) sub->unsent_seq = lv_sendq_next_seq(&s->q); /* its seq + 1 */
         }
     }
-    for (size_t i = 0; i < count; i++)
+    uint64_t delivered = 0;
+    for (size_t i = 0; i < count; i++) {
+        delivered += used[i];
         if (frames[i] && n > used[i])
             atomic_fetch_sub_explicit(&frames[i]->refs, n - used[i], memory_order_release);
+    }
     if (skipped) lv_count(&l->counters.skipped, (int64_t)skipped);
+    if (replaced) lv_count(&l->counters.coalesced, (int64_t)replaced);
+    lv_count(&l->counters.deliveries, (int64_t)delivered);
+}
+
+/* A fanout's time from clive_publish to the last local subscriber's queue: a sum and a
+ * log2 histogram, one clock read per publish per loop, none per delivery. */
+static void time_fanout(lv_loop *l, uint64_t published_ns) {
+    uint64_t ns = uv_hrtime() - published_ns, us = ns / 1000;
+    unsigned bucket = us ? 64 - (unsigned)__builtin_clzll(us) : 0;
+    if (bucket >= CLIVE_TIMING_BUCKETS) bucket = CLIVE_TIMING_BUCKETS - 1;
+    lv_count(&l->counters.fanouts, 1);
+    lv_count(&l->counters.fanout_ns, (int64_t)ns);
+    lv_count(&l->counters.fanout_hist[bucket], 1);
 }
 
 void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *const *frames,
-                    size_t count) {
+                    size_t count, uint64_t published_ns) {
     lv_topic *tp = lv_topics_find(&l->topics, topic, len);
     if (tp == NULL || tp->count == 0) return;
     if (tp->throttle_ms) {
@@ -639,6 +659,7 @@ void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *cons
         lv_loop_hold_back(l, tp, NULL, 0);
     }
     lv_topic_deliver(l, tp, frames, count);
+    time_fanout(l, published_ns);
 }
 
 void lv_session_flush(clive_session *s) {
@@ -688,6 +709,7 @@ void lv_session_flush(clive_session *s) {
         uint32_t done = lv_sendq_consume(&s->q, (size_t)w);
         account_queue(s, c0, b0);
         lv_count(&s->loop->counters.frames_out, done);
+        lv_count(&s->loop->counters.bytes_out, w);
         if ((size_t)w < total) {
             blocked = true;
             break;
@@ -707,6 +729,7 @@ void lv_session_flush(clive_session *s) {
 static void record_close(clive_session *s, clive_close_kind kind, uint16_t code,
                          const char *reason, size_t reason_len) {
     if (reason_len > 123) reason_len = 123; /* what fits a close frame */
+    lv_count(&s->loop->counters.closed[kind], 1); /* only open sessions get here, once */
     s->close_kind = (uint8_t)kind;
     s->close_code = code;
     free(s->close_reason);

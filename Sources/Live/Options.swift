@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 
 /// How a `Server` behaves: codecs, limits, timeouts and the handlers.
@@ -75,6 +76,13 @@ public struct Options: Sendable {
     /// others get 403. Empty: any origin.
     public var allowedOrigins: [String] = []
     public var logger = Logger(label: "live")
+    /// How often the core's counters are reported through swift-metrics (docs/METRICS.md);
+    /// nil: only when `Server.reportMetrics()` is called. Metrics go wherever
+    /// `MetricsSystem.bootstrap` sent them before the server was created (nowhere by default).
+    public var metricsInterval: Duration? = .seconds(5)
+    /// Where metrics go instead of `MetricsSystem.factory` (e.g. a test's recorder, or a
+    /// backend for this server alone); nil: the bootstrapped system's.
+    public var metricsFactory: (any MetricsFactory)? = nil
     /// How topics behave, by prefix (the first match wins): throttling and "latest value
     /// wins". Topics that match none are plain.
     public var topicPolicies: [TopicPolicy] = []

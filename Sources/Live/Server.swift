@@ -86,6 +86,10 @@ public final class Server: Service, Sendable {
     /// The core's counters, summed over event loops: a snapshot, read without waiting.
     public var stats: Stats { core.stats }
 
+    /// Reports the core's counters through swift-metrics now, besides every
+    /// `Options.metricsInterval`: e.g. just before a scrape, so that it sees fresh figures.
+    public func reportMetrics() { core.reportMetrics() }
+
     /// Sends a message to every open session, encoded once per codec in use and shared,
     /// as `pubsub.publish` does for a topic's subscribers (a session whose codec cannot
     /// carry the message is skipped for it, counted in `skippedEncodes`).

@@ -1,4 +1,5 @@
 import CLive
+import CoreMetrics
 import Foundation
 import HTTPTypes
 import Logging
@@ -33,12 +34,18 @@ final class ServerCore: @unchecked Sendable {
     let shuttingDown = Atomic<Bool>(false)
     /// `options.maxRefLength`, read for every received message.
     let maxRefLength: Int
+    /// swift-metrics reporting (Metrics.swift): sessions accepted so far, publishes a
+    /// codec could not encode by slot, and the reporter.
+    let metrics: MetricsReporter
+    let accepted = Atomic<Int>(0)
+    let encodeFailures: [Counter]
     private let state = Locked(State())
 
     private struct State {
         var started = false
         var stopped = false
         var waiters: [CheckedContinuation<Void, Never>] = []
+        var reporting: Task<Void, Never>?
     }
 
     init(options: Options) throws {
@@ -48,6 +55,9 @@ final class ServerCore: @unchecked Sendable {
         logger = options.logger
         maxRefLength = options.maxRefLength
         sessionsPerSlot = codecs.map { _ in Counter() }
+        encodeFailures = codecs.map { _ in Counter() }
+        metrics = MetricsReporter(logger: options.logger, codecNames: codecs.map(\.name),
+                                  factory: options.metricsFactory ?? MetricsSystem.factory)
         try options.validate()
         var server: OpaquePointer?
         let rc = options.withCOptions { c in
@@ -91,15 +101,18 @@ final class ServerCore: @unchecked Sendable {
             state.withLock { $0.stopped = true }
         }
         guard rc == CLIVE_OK.rawValue else { throw ServerError(rc) }
+        startReporting()
         // One thread parks in clive_server_wait and wakes the async waiters when the loops
         // have stopped; it keeps this object alive until then.
         let thread = Thread { [self] in
             clive_server_wait(handle)
             let waiters = state.withLock { s in
                 s.stopped = true
+                s.reporting?.cancel()
                 defer { s.waiters = [] }
                 return s.waiters
             }
+            reportMetrics()  // the last figures, closes at shutdown included
             waiters.forEach { $0.resume() }
         }
         thread.name = "live-wait"
@@ -133,14 +146,36 @@ final class ServerCore: @unchecked Sendable {
 
     // MARK: requests
 
+    // MARK: metrics
+
+    /// Reports the core's counters through swift-metrics now. Any thread.
+    func reportMetrics() {
+        metrics.report(stats, openedSoFar: accepted.load(ordering: .relaxed),
+                       encodeFailures: encodeFailures.map { $0.value.load(ordering: .relaxed) })
+    }
+
+    private func startReporting() {
+        guard let interval = options.metricsInterval, interval > .zero else { return }
+        let task = Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard let self, !Task.isCancelled else { return }
+                self.reportMetrics()
+            }
+        }
+        state.withLock { $0.reporting = task }
+    }
+
     /// The core's subprotocol list is the codec table, so its index is the slot.
     func codecSlot(forSubprotocol index: Int32) -> Int {
         index >= 0 && Int(index) < codecs.count ? Int(index) : defaultSlot
     }
 
     /// Attaches a `Session` and accepts the upgrade. Any thread.
-    func accept(_ handle: OpaquePointer, meta: Meta, slot: Int) {
-        let session = Session(handle: handle, core: self, meta: meta, codec: codecs[slot], codecSlot: slot)
+    func accept(_ handle: OpaquePointer, meta: Meta, slot: Int, remoteAddress: String = "",
+                requestedAt: ContinuousClock.Instant? = nil) {
+        let session = Session(handle: handle, core: self, meta: meta, codec: codecs[slot], codecSlot: slot,
+                              remoteAddress: remoteAddress)
         if let field = options.presence?.publicField, let value = meta[field] {
             publicValues.withLock { $0[clive_session_id(handle)] = value.description }
         }
@@ -152,7 +187,11 @@ final class ServerCore: @unchecked Sendable {
             if let p = clive_session_take_user(handle) {
                 forget(Unmanaged<Session>.fromOpaque(p).takeRetainedValue())
             }
+            return
         }
+        accepted.add(1, ordering: .relaxed)
+        if let requestedAt { metrics.handshake.recordNanoseconds((ContinuousClock.now - requestedAt).nanoseconds) }
+        logger.debug("session opened", metadata: ["session": "\(session.id)", "remote": "\(remoteAddress)"])
     }
 
     /// Undoes what `accept` recorded about a session that has ended.
@@ -209,6 +248,7 @@ final class ServerCore: @unchecked Sendable {
                 frames[slot] = makeCFrame(try codecs[slot].encode(message))
             } catch {
                 skippedEncodes.add(1, ordering: .relaxed)
+                encodeFailures[slot].value.add(1, ordering: .relaxed)
                 logger.debug("publish skipped for codec", metadata: [
                     "codec": "\(codecs[slot].name)", "topic": "\(topic)", "error": "\(error)",
                 ])
@@ -249,25 +289,36 @@ private let liveOnRequest: @convention(c) (OpaquePointer?, UnsafePointer<clive_r
     handle, request, user in
     guard let handle, let request else { return }
     let core = core(user)
+    let requestedAt = ContinuousClock.now
     let req = makeRequest(request, core: core)
     if request.pointee.is_upgrade != 0 {
         let slot = core.codecSlot(forSubprotocol: request.pointee.subprotocol)
+        let remote = req.remoteAddress
         guard let onAuth = core.options.onAuth else {
-            core.accept(handle, meta: Meta(), slot: slot)
+            core.accept(handle, meta: Meta(), slot: slot, remoteAddress: remote, requestedAt: requestedAt)
             return
         }
         PendingRequest.start(handle) { pending in
+            func refuse(_ status: Int, _ why: String) {
+                core.logger.info("upgrade refused by onAuth", metadata: [
+                    "remote": "\(remote)", "path": "\(req.path)", "status": "\(status)", "error": "\(why)",
+                ])
+            }
             do {
                 let meta = try await onAuth(req)
+                core.metrics.auth.recordNanoseconds((ContinuousClock.now - requestedAt).nanoseconds)
                 guard pending.takeBack() else { return }
-                core.accept(pending.handle, meta: meta, slot: slot)
+                core.accept(pending.handle, meta: meta, slot: slot, remoteAddress: remote, requestedAt: requestedAt)
             } catch let rejection as Rejection {
+                core.metrics.auth.recordNanoseconds((ContinuousClock.now - requestedAt).nanoseconds)
                 guard pending.takeBack() else { return }
+                refuse(rejection.status.code, "\(rejection.status)")
                 core.respond(pending.handle, status: rejection.status.code, headers: rejection.headers,
                              body: Bytes(rejection.body))
             } catch {
+                core.metrics.auth.recordNanoseconds((ContinuousClock.now - requestedAt).nanoseconds)
                 guard pending.takeBack() else { return }
-                core.logger.debug("upgrade refused by onAuth", metadata: ["error": "\(error)"])
+                refuse(401, "\(error)")
                 core.respond(pending.handle, status: 401, body: Bytes())
             }
         }
@@ -352,6 +403,9 @@ private let liveOnClose: @convention(c) (OpaquePointer?, clive_close_kind, Int32
     case CLIVE_CLOSED_RATE_LIMIT: why = .rateLimited
     default: why = .connectionLost
     }
+    core.logger.debug("session closed", metadata: [
+        "session": "\(session.id)", "remote": "\(session.remoteAddress)", "reason": "\(why)",
+    ])
     core.options.onClose?(session, why)
 }
 
@@ -361,6 +415,14 @@ private let liveOnPresence: @convention(c) (UnsafePointer<CChar>?, Int, UnsafePo
         topic: string(topic, topicLength),
         joined: joinedCount > 0 ? Array(UnsafeBufferPointer(start: joined, count: joinedCount)) : [],
         left: leftCount > 0 ? Array(UnsafeBufferPointer(start: left, count: leftCount)) : [])
+}
+
+extension Duration {
+    /// The whole duration in nanoseconds (for swift-metrics timers).
+    var nanoseconds: Int64 {
+        let (s, atto) = components
+        return s * 1_000_000_000 + atto / 1_000_000_000
+    }
 }
 
 /// An atomic count that can sit in an array.

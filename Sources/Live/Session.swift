@@ -26,8 +26,12 @@ public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomS
     weak var core: ServerCore?
     let codecSlot: Int
     let decodeFailure = Mutex<String?>(nil)
+    /// The client's address, for logs.
+    let remoteAddress: String
 
-    init(handle: OpaquePointer, core: ServerCore, meta: Meta, codec: any Codec, codecSlot: Int) {
+    init(handle: OpaquePointer, core: ServerCore, meta: Meta, codec: any Codec, codecSlot: Int,
+         remoteAddress: String = "") {
+        self.remoteAddress = remoteAddress
         clive_session_retain(handle)
         self.handle = handle
         self.core = core

@@ -8,6 +8,8 @@ import LiveCommandLine
 import LiveRooms
 import Logging
 import HTTPTypes
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 @main
@@ -47,6 +49,10 @@ struct LiveServer: AsyncParsableCommand {
     var latestOnlyPrefixes: [String] = []
     @Option(name: .customLong("throttle"), help: "PREFIX:MILLISECONDS: throttle these topics (repeat it).")
     var throttles: [String] = []
+    @Flag(help: "Do not export metrics (GET /metrics).") var noMetrics = false
+    @Option(help: "Serve GET /metrics on this port instead of the main one.") var metricsPort: Int?
+    @Flag(help: "Serve GET /dashboard and publish the server's figures to it once a second (they reveal load).")
+    var dashboard = false
 
     func validate() throws {
         guard (0...65535).contains(port) else {
@@ -72,6 +78,9 @@ struct LiveServer: AsyncParsableCommand {
                               ("--presence-batch-ms", presenceBatchMs)] where value < 0 {
             throw ValidationError("\(flag) must be 0 or more")
         }
+        if let metricsPort, !(0...65535).contains(metricsPort) {
+            throw ValidationError("--metrics-port must be between 0 and 65535")
+        }
     }
 
     func run() async throws {
@@ -79,6 +88,22 @@ struct LiveServer: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel)!
         var options = Options()
         options.logger = logger
+        // swift-metrics goes to Prometheus; the registry is read on every scrape.
+        let registry = PrometheusCollectorRegistry()
+        if noMetrics {
+            options.metricsInterval = nil
+        } else {
+            var factory = PrometheusMetricsFactory(registry: registry)
+            // handshakes take microseconds to milliseconds, below the default buckets
+            let fast: [Duration] = [.microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+                                    .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10),
+                                    .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)]
+            factory.durationHistogramBuckets = ["live_handshake_seconds": fast, "live_auth_seconds": fast]
+            MetricsSystem.bootstrap(factory)
+        }
+        let box = ServerBox()
+        let metrics = noMetrics ? nil : MetricsEndpoint(registry: registry, servers: [box])
+        let dashboardToken = dashboard ? Dashboard.newToken() : nil
         options.codec = defaultCodec == "json" ? JSONCodec() : MessagePackCodec()
         options.codecs = [JSONCodec(), MessagePackCodec()]
         options.eventLoops = eventLoops > 0 ? eventLoops : nil
@@ -104,18 +129,37 @@ struct LiveServer: AsyncParsableCommand {
             // The demo's identity: a display name from the query, nothing secret, of at most
             // 32 bytes (not Characters: one Character can be thousands of bytes).
             let name = displayName(request.queryValue("name") ?? "")
-            return ["name": .string(name.isEmpty ? "guest" : name)]
+            let display: Meta.Value = .string(name.isEmpty ? "guest" : name)
+            if let dashboardToken, request.queryValue("dashboard") == dashboardToken {
+                return ["name": display, "dashboard": true]
+            }
+            return ["name": display]
         }
-        let assets = try Assets()
-        options.onHTTP = { request in assets.response(for: request) }
+        let assets = try Assets(dashboardToken: dashboardToken)
+        let mainMetrics = metricsPort == nil ? metrics : nil
+        options.onHTTP = { request in
+            if request.path == "/metrics", let mainMetrics, request.method == .get { return mainMetrics.response() }
+            return assets.response(for: request)
+        }
         let rooms = Rooms(authorize: DemoPolicy.authorize, whoLimit: whoLimit)
         let server = try rooms.makeServer(options: options)
+        box.set(server)
         try server.listen(host: host, port: port)
+        var services: [any Service] = [server]
+        if let metricsPort, let metrics {
+            let side = try metricsServer(metrics, logger: logger)
+            try side.listen(host: host, port: metricsPort)
+            try side.start()
+            services.append(side)
+            logger.info("metrics on their own port", metadata: ["port": "\(side.port)"])
+        }
         try server.start()
+        if dashboard { services.append(DashboardPublisher(server: server, logger: logger)) }
         let base = host.contains(":") ? "[\(host)]:\(server.port)" : "\(host):\(server.port)"
         let announce = Announcement(line: "live-server: http://\(base)/  ws://\(base)/ws")
+        services.append(announce)
         let group = ServiceGroup(
-            configuration: .init(services: [server, announce], gracefulShutdownSignals: [.sigterm, .sigint],
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                                  logger: logger))
         try await group.run()
     }
@@ -146,6 +190,10 @@ func displayName(_ name: String) -> String {
 /// starting with "admin" may publish to "announcements".
 enum DemoPolicy {
     static func authorize(_ session: Session, _ action: Rooms.Action, _ topic: String) -> Bool {
+        if Dashboard.isReserved(topic) {
+            // the server's own figures: only the dashboard page joins, nobody publishes
+            return action == .join && topic == Dashboard.topic && session.meta["dashboard"] == .bool(true)
+        }
         if topic == "announcements" && action == .publish {
             return session.meta.string("name")?.hasPrefix("admin") == true
         }
@@ -155,9 +203,9 @@ enum DemoPolicy {
 
 /// The demo page and the browser client, embedded in the executable's resources.
 struct Assets: Sendable {
-    let files: [String: (type: String, body: Bytes)]
+    var files: [String: (type: String, body: Bytes)]
 
-    init() throws {
+    init(dashboardToken: String? = nil) throws {
         guard let dir = Bundle.module.url(forResource: "Public", withExtension: nil) else {
             throw ValidationError("live-server's resources are missing")
         }
@@ -168,6 +216,12 @@ struct Assets: Sendable {
             "/": try load("index.html", "text/html; charset=utf-8"),
             "/live.js": try load("live.js", "text/javascript; charset=utf-8"),
         ]
+        if let dashboardToken {
+            // the page carries the token that lets it join the reserved topic
+            let (type, page) = try load("dashboard.html", "text/html; charset=utf-8")
+            let html = String(decoding: page.withUnsafeBytes { Array($0) }, as: UTF8.self)
+            files["/dashboard"] = (type, Bytes(html.replacingOccurrences(of: "{{TOKEN}}", with: dashboardToken)))
+        }
     }
 
     func response(for request: Request) -> Response {

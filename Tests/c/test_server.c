@@ -92,20 +92,41 @@ static void *send_from_thread(void *arg) {
     return NULL;
 }
 
+/* The rest of /stats: "closes" by clive_close_kind, "rejected" by status, the byte and
+ * policy counters, and the fanout timing; then the closing brace. */
+static int append_stats_more(char *p, size_t cap, const clive_stats *st) {
+    size_t at = 0;
+#define PUT(...) at += written(snprintf(p + at, cap - at, __VA_ARGS__), cap - at)
+    PUT("\"closes\":[");
+    for (unsigned k = 0; k < CLIVE_CLOSE_KINDS; k++) PUT("%s%lu", k ? "," : "", (unsigned long)st->closed[k]);
+    PUT("],\"rejected\":{");
+    for (unsigned k = 0; k < CLIVE_REJECT_STATUSES; k++)
+        PUT("%s\"%d\":%lu", k ? "," : "", clive_reject_status(k), (unsigned long)st->rejected[k]);
+    PUT("},\"published\":%lu,\"deliveries\":%lu,\"bytes_out\":%lu,\"coalesced\":%lu,"
+        "\"throttled\":%lu,\"fanouts\":%lu,\"fanout_ns\":%lu,\"fanout_hist\":[",
+        (unsigned long)st->published, (unsigned long)st->deliveries, (unsigned long)st->bytes_out,
+        (unsigned long)st->coalesced, (unsigned long)st->throttled, (unsigned long)st->fanouts,
+        (unsigned long)st->fanout_ns);
+    for (unsigned k = 0; k < CLIVE_TIMING_BUCKETS; k++) PUT("%s%lu", k ? "," : "", (unsigned long)st->fanout_hist[k]);
+    PUT("]}\n");
+#undef PUT
+    return (int)at;
+}
+
 static void on_request(clive_session *s, const clive_request *r, void *user) {
     (void)user;
     if (!r->is_upgrade) {
         if (r->path_len == 6 && memcmp(r->path, "/stats", 6) == 0) {
             clive_stats st;
             clive_server_stats(server, &st);
-            char body[1024];
+            char body[4096];
             int n = snprintf(body, sizeof body,
                              "{\"connections\":%lu,\"sessions\":%lu,\"subscriptions\":%lu,"
                              "\"topics\":%lu,\"queued_frames\":%lu,\"queued_bytes\":%lu,"
                              "\"overflows\":%lu,\"skipped\":%lu,\"messages_in\":%lu,"
                              "\"frames_out\":%lu,\"rate_limited\":%lu,\"budget_closes\":%lu,"
                              "\"refused_subscribes\":%lu,\"opened\":%ld,\"closed\":%ld,"
-                             "\"double_closed\":%ld}\n",
+                             "\"double_closed\":%ld,",
                              (unsigned long)st.connections, (unsigned long)st.sessions,
                              (unsigned long)st.subscriptions, (unsigned long)st.topics,
                              (unsigned long)st.queued_frames, (unsigned long)st.queued_bytes,
@@ -115,6 +136,7 @@ static void on_request(clive_session *s, const clive_request *r, void *user) {
                              (unsigned long)st.refused_subscribes,
                              atomic_load(&opened), atomic_load(&closed),
                              atomic_load(&double_closed));
+            n += append_stats_more(body + n, sizeof body - (size_t)n, &st);
             static const char type[] = "Content-Type: application/json\r\n";
             clive_session_respond(s, 200, type, sizeof type - 1, body, (size_t)n);
         } else {
