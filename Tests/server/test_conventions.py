@@ -228,7 +228,12 @@ def test_presence_events_report_joins_and_leaves(servers):
         assert m.type == "presence", m
         joined |= {p["name"] for p in json.loads(m.body).get("joined", [])}
     b.close()  # leaving by disconnecting is reported too
+    # Each event loop batches its own sessions' joins, so with ada and bob on two loops,
+    # ada's own join event may still come after bob's: skip joins until the leave.
     m = a.recv()
+    while "left" not in json.loads(m.body):
+        assert m.type == "presence" and "joined" in json.loads(m.body), m
+        m = a.recv()
     assert m.type == "presence"
     assert len(json.loads(m.body)["left"]) == 1
 
@@ -338,12 +343,16 @@ def test_announcements_only_admins_publish(clients, codec):
     for c in (guest, mallory, notadmin):
         c.send("publish", t, "a-1", body)
         assert_error(c.recv(), "a-1", "not allowed")
-    assert listener.sync() == []  # none of those got through
+    # none of those got through (the listener's own join may come back as a presence event)
+    assert [m for m in listener.sync() if m.type != "presence"] == []
 
     body = body_for(codec, "from admin1")
     reply = admin.request("publish", t, body)
     assert reply == Msg("reply", t, reply.ref)
-    assert listener.recv() == Msg("message", t, "", body)
+    m = listener.recv()
+    while m.type == "presence":
+        m = listener.recv()
+    assert m == Msg("message", t, "", body)
 
     # the policy is about that one topic: the non-admins publish elsewhere
     other = topic()
@@ -497,7 +506,7 @@ def test_http_routes(server):
     assert headers["Content-Type"].startswith("text/javascript")
     assert b"export class LiveClient" in body
 
-    for path in ("/nope", "/index.html", "/ws", "/live.js/x", "/Public/live.js"):
+    for path in ("/nope", "/index.html", "/live.js/x", "/Public/live.js"):  # /ws: 426, see test_server_process
         status, _, _ = http_get(f"{server.http}{path}")
         assert status == 404, path
 

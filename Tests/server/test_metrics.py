@@ -49,7 +49,7 @@ def free_port() -> int:
 
 
 def test_a_publish_to_three_subscribers_adds_three_deliveries(servers):
-    srv = servers.start("--rate-limit", 0)
+    srv = servers.start("--rate-limit", 0, "--no-presence-events")  # presence events are deliveries too
     t = f"room:{uuid.uuid4().hex[:8]}"
     subs = [Client(srv.ws, "json") for _ in range(3)]
     pub = Client(srv.ws, "json")
