@@ -291,6 +291,17 @@ static void on_presence(const char *topic, size_t len, const uint64_t *joined, s
     clive_frame_release(f);
 }
 
+/* --interest: every open session hears the node's interest changes as "interest +T" and
+ * "interest -T" (a broadcast does not subscribe, so it is allowed under on_interest). */
+static void on_interest(const char *topic, size_t len, int active, void *user) {
+    (void)user;
+    char text[512];
+    int k = snprintf(text, sizeof text, "interest %c%.*s", active ? '+' : '-', (int)len, topic);
+    clive_frame *f = clive_frame_new(0, text, written(k, sizeof text));
+    clive_broadcast(server, &f, 1);
+    clive_frame_release(f);
+}
+
 static unsigned opt(int argc, char **argv, const char *name, unsigned dflt) {
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], name) == 0) return (unsigned)strtoul(argv[i + 1], NULL, 10);
@@ -357,7 +368,8 @@ int main(int argc, char **argv) {
         .max_sessions_per_ip = opt(argc, argv, "--max-per-ip", 0),
         .share_port = flag(argc, argv, "--share-port"),
         .callbacks = {.on_request = on_request, .on_message = on_message,
-                      .on_close = on_close, .on_presence = on_presence},
+                      .on_close = on_close, .on_presence = on_presence,
+                      .on_interest = flag(argc, argv, "--interest") ? on_interest : NULL},
     };
     char why[192];
     int err = clive_options_check(&o, why, sizeof why);
