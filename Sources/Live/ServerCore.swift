@@ -55,6 +55,7 @@ final class ServerCore: @unchecked Sendable {
             c.callbacks.on_message = liveOnMessage
             c.callbacks.on_close = liveOnClose
             if options.presence != nil { c.callbacks.on_presence = liveOnPresence }
+            if options.broker != nil { c.callbacks.on_interest = liveOnInterest }
             return clive_server_new(&c, &server)
         }
         guard rc == CLIVE_OK.rawValue, let server else { throw ServerError(rc) }
@@ -86,6 +87,8 @@ final class ServerCore: @unchecked Sendable {
             s.started = true
         }
         setCallbackContext()
+        // The broker starts before the loops, so it hears every topic's first subscriber.
+        try options.broker?.start(node: BrokerNode(id: options.nodeID, core: self))
         let rc = clive_server_start(handle)
         if rc == CLIVE_ECLOSED.rawValue {  // shut down before it started: it is stopped
             state.withLock { $0.stopped = true }
@@ -115,6 +118,7 @@ final class ServerCore: @unchecked Sendable {
     func shutdown() {
         shuttingDown.store(true, ordering: .relaxed)
         clive_server_shutdown(handle)
+        options.broker?.shutdown()
     }
 
     /// Returns once the loops have stopped (at once if they never started).
@@ -180,7 +184,19 @@ final class ServerCore: @unchecked Sendable {
 
     // MARK: publishing
 
+    /// Delivers to this node's subscribers at once, then hands the message to the broker
+    /// (if any) for the other nodes.
     func publish(_ message: Message, to topic: String) throws {
+        try publishLocally(message, to: topic)
+        if let broker = options.broker {
+            var message = message
+            message.topic = topic
+            broker.publish(Envelope(message: message, origin: options.nodeID))
+        }
+    }
+
+    /// This node's subscribers only: a local publish, or one a broker brought in.
+    func publishLocally(_ message: Message, to topic: String) throws {
         if shuttingDown.load(ordering: .relaxed) { throw SessionError.closed }
         let frames = encodeForSessions(message, what: topic)
         defer { frames.forEach { if let f = $0 { clive_frame_release(f) } } }
@@ -360,6 +376,11 @@ private let liveOnPresence: @convention(c) (UnsafePointer<CChar>?, Int, UnsafePo
         topic: string(topic, topicLength),
         joined: joinedCount > 0 ? Array(UnsafeBufferPointer(start: joined, count: joinedCount)) : [],
         left: leftCount > 0 ? Array(UnsafeBufferPointer(start: left, count: leftCount)) : [])
+}
+
+private let liveOnInterest: @convention(c) (UnsafePointer<CChar>?, Int, Int32, UnsafeMutableRawPointer?) -> Void = {
+    topic, topicLength, active, user in
+    core(user).options.broker?.interest(in: string(topic, topicLength), active: active != 0)
 }
 
 /// An atomic count that can sit in an array.
