@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import Live
 import LiveCommandLine
+import LiveRedis
 import LiveRooms
 import Logging
 import HTTPTypes
@@ -47,7 +48,21 @@ struct LiveServer: AsyncParsableCommand {
     @Option(name: .customLong("throttle"), help: "PREFIX:MILLISECONDS: throttle these topics (repeat it).")
     var throttles: [String] = []
 
+    @Option(help: "Share topics with other live-server processes through Redis: redis://HOST[:PORT][/DB] (the password, if any, from the environment variable LIVE_REDIS_PASSWORD).")
+    var redis: String? = nil
+    @Option(help: "This node's id among the nodes sharing a Redis (letters, digits, - and _); default: generated.")
+    var nodeId: String? = nil
+    @Option(help: "With --redis: /healthz answers 503 once Redis has been unreachable this many seconds, so a load balancer can drain the node; 0: keep answering 200.")
+    var redisUnhealthyAfter = 0
+
     func validate() throws {
+        if let redis { _ = try RedisURL(redis) }
+        if let nodeId, nodeId.isEmpty || nodeId.utf8.count > 64
+            || !nodeId.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || $0 == "-" || $0 == "_" })
+        {
+            throw ValidationError("--node-id must be 1 to 64 letters, digits, - or _")
+        }
+        guard redisUnhealthyAfter >= 0 else { throw ValidationError("--redis-unhealthy-after must be 0 or more") }
         guard ["json", "msgpack"].contains(defaultCodec) else {
             throw ValidationError("--default-codec must be json or msgpack")
         }
@@ -100,8 +115,25 @@ struct LiveServer: AsyncParsableCommand {
             let name = displayName(request.queryValue("name") ?? "")
             return ["name": .string(name.isEmpty ? "guest" : name)]
         }
+        if let nodeId { options.nodeID = nodeId }
+        var broker: RedisBroker? = nil
+        if let redis {
+            var url = try RedisURL(redis)
+            if let secret = ProcessInfo.processInfo.environment["LIVE_REDIS_PASSWORD"], !secret.isEmpty {
+                url.password = secret
+            }
+            var redisLogger = logger
+            redisLogger[metadataKey: "node"] = "\(options.nodeID)"
+            broker = RedisBroker(url: url, logger: redisLogger)
+            options.broker = broker
+            logger.info("sharing topics through \(url) as node \(options.nodeID)")
+        }
+        let health = Health(broker: broker, unhealthyAfter: .seconds(redisUnhealthyAfter))
         let assets = try Assets()
-        options.onHTTP = { request in assets.response(for: request) }
+        options.onHTTP = { request in
+            if request.path == "/healthz" { return health.response(for: request) }
+            return assets.response(for: request)
+        }
         let rooms = Rooms(authorize: DemoPolicy.authorize, whoLimit: whoLimit)
         let server = try rooms.makeServer(options: options)
         try server.listen(host: host, port: port)
@@ -112,6 +144,34 @@ struct LiveServer: AsyncParsableCommand {
             configuration: .init(services: [server, announce], gracefulShutdownSignals: [.sigterm, .sigint],
                                  logger: logger))
         try await group.run()
+    }
+}
+
+/// /healthz: "ok", and with --redis the broker's state. Answers 503 when the node has
+/// been cut off from Redis longer than --redis-unhealthy-after (when that is not 0).
+struct Health: Sendable {
+    let broker: RedisBroker?
+    let unhealthyAfter: Duration
+
+    func response(for request: Request) -> Response {
+        var status: HTTPResponse.Status = .ok
+        var text = "ok\n"
+        if let broker {
+            let s = broker.stats
+            let state = s.connected ? "connected (\(s.sharded ? "sharded" : "plain") pub/sub)"
+                : "unreachable for \(s.downFor.components.seconds * 1000 + s.downFor.components.attoseconds / 1_000_000_000_000_000) ms"
+            if !s.connected && unhealthyAfter > .zero && s.downFor >= unhealthyAfter {
+                status = .serviceUnavailable
+                text = "unhealthy: cut off from redis\n"
+            }
+            text += "redis: \(state)\n"
+            text += "redis_outages: \(s.outages)\nredis_published: \(s.published)\n"
+            text += "redis_dropped_while_down: \(s.droppedWhileDown)\nredis_dropped_queue_full: \(s.droppedQueueFull)\n"
+            text += "redis_received: \(s.received)\nredis_malformed: \(s.malformed)\nredis_topics: \(s.topics)\n"
+        }
+        var response = Response(status: status, contentType: "text/plain", body: Bytes(text))
+        if request.method == .head { response.body = Bytes() }
+        return response
     }
 }
 

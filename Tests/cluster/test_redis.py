@@ -1,0 +1,192 @@
+"""Scale-out through Redis (issue 13): live-server nodes on one real redis-server.
+
+"Exactly once" is checked without waiting for silence: after the messages under test,
+each publisher sends a marker. Each node publishes to Redis in order on one connection and
+Redis hands a node's publishes to another node in the order it received them, so a
+subscriber that has every publisher's marker has everything they sent before it; a
+duplicate would have come before the marker too.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+
+from liveproto import Client, mp_encode
+
+PER_PUBLISHER = 30
+
+
+def topic() -> str:
+    return f"room-{uuid.uuid4().hex[:8]}"
+
+
+def client(cluster, node, codec="json"):
+    c = Client(node.ws, codec)
+    cluster.defer(c.close)
+    return c
+
+
+def publish(c, t, body: dict):
+    c.send("publish", t, None, json.dumps(body) if c.wire == "json" else json.dumps(body).encode())
+
+
+def messages_until_markers(c, t, markers: set[str]) -> list[dict]:
+    """The bodies of the messages published to t that c receives before every marker in
+    `markers` has arrived (presence events skipped)."""
+    got, seen = [], set()
+    while seen != markers:
+        m = c.recv()
+        if m.type != "message" or m.topic != t:
+            continue
+        body = json.loads(m.body)
+        if "marker" in body:
+            assert body["marker"] not in seen, f"marker {body['marker']} twice"
+            seen.add(body["marker"])
+        else:
+            got.append(body)
+    return got
+
+
+def test_every_publish_reaches_every_subscriber_on_every_node_once_in_order(cluster):
+    nodes = [cluster.node() for _ in range(3)]
+    cluster.wait_connected(*nodes)
+    t = topic()
+    # two subscribers per node, one JSON and one MessagePack, spread so that each codec
+    # is on every node; the JSON one of each node publishes
+    subs = []
+    for n in nodes:
+        for codec in ("json", "msgpack"):
+            c = client(cluster, n, codec)
+            c.join(t)
+            subs.append(c)
+    cluster.wait_subscribed(t, 3)
+    publishers = [subs[0], subs[2], subs[4]]
+    for k in range(PER_PUBLISHER):
+        for p, pub in enumerate(publishers):
+            publish(pub, t, {"from": p, "n": k})
+    for p, pub in enumerate(publishers):
+        publish(pub, t, {"marker": str(p)})
+    everyone = None
+    for i, c in enumerate(subs):
+        got = messages_until_markers(c, t, {"0", "1", "2"})
+        assert len(got) == 3 * PER_PUBLISHER, f"subscriber {i} got {len(got)} messages"
+        for p in range(3):
+            assert [b["n"] for b in got if b["from"] == p] == list(range(PER_PUBLISHER)), \
+                f"subscriber {i}: publisher {p}'s messages out of order or missing"
+        # JSON and MessagePack subscribers on any node got the same messages
+        assert everyone is None or sorted(map(str, got)) == everyone
+        everyone = sorted(map(str, got))
+    for n in nodes:
+        status, h = cluster.health(n)
+        assert status == 200 and h["redis_malformed"] == "0", h
+
+
+def test_ten_thousand_topics_on_one_node(cluster):
+    a = cluster.node("--max-topics-per-session", 10000)
+    b = cluster.node()
+    cluster.wait_connected(a, b)
+    c = client(cluster, a)
+    names = [f"many-{i}" for i in range(10000)]
+    for i, name in enumerate(names):  # pipelined: the replies are read afterwards
+        c.send("join", name, f"j{i}", None)
+    replies = 0
+    while replies < len(names):
+        m = c.recv()
+        assert m.type in ("reply", "presence"), m
+        replies += m.type == "reply"
+    cluster.wait_until("10,000 channels at Redis",
+                       lambda: cluster.health(a)[1]["redis_topics"] == "10000"
+                       and len(cluster.redis.cli("PUBSUB", "SHARDCHANNELS" if cluster.sharded() else "CHANNELS",
+                                                 "live:many-*").split()) == 10000)
+    # a publish on another node reaches the node through the last of them
+    publisher = client(cluster, b)
+    publish(publisher, names[-1], {"marker": "last"})
+    assert messages_until_markers(c, names[-1], {"last"}) == []
+    # and the node unsubscribes from all of them when its subscriber leaves
+    c.close()
+    cluster.wait_until("no channels left", lambda: cluster.subscribers(names[0]) == 0
+                       and cluster.health(a)[1]["redis_topics"] == "0")
+
+
+def test_redis_restart_local_delivery_never_stops_and_cross_node_delivery_resumes(cluster):
+    a = cluster.node()
+    b = cluster.node("--redis-unhealthy-after", 1)
+    cluster.wait_connected(a, b)
+    t = topic()
+    on_a, on_b = client(cluster, a), client(cluster, b)
+    on_a.join(t)
+    on_b.join(t)
+    cluster.wait_subscribed(t, 2)
+    publish(on_a, t, {"marker": "before"})
+    assert messages_until_markers(on_b, t, {"before"}) == []
+    assert messages_until_markers(on_a, t, {"before"}) == []
+
+    cluster.redis.kill()
+    cluster.wait_until("a sees Redis gone", lambda: not cluster.health(a)[1]["redis"].startswith("connected"))
+    for k in range(20):  # local delivery goes on, every time
+        publish(on_a, t, {"marker": f"down-{k}"})
+        assert messages_until_markers(on_a, t, {f"down-{k}"}) == []
+    # b was told to be drained once cut off for a second
+    cluster.wait_until("b unhealthy", lambda: cluster.health(b)[0] == 503)
+    assert cluster.health(a)[0] == 200  # a keeps serving: the default
+
+    cluster.redis.start()  # the same port
+    cluster.wait_connected(a, b)
+    cluster.wait_subscribed(t, 2)  # subscribed again, without any client doing anything
+    assert cluster.health(b)[0] == 200
+    publish(on_a, t, {"marker": "after"})
+    got = messages_until_markers(on_b, t, {"after"})
+    assert got == []  # nothing published while Redis was away arrives late
+    publish(on_b, t, {"marker": "back"})
+    assert messages_until_markers(on_a, t, {"after", "back"}) == []
+
+    for n in (a, b):
+        log = n.stderr()
+        assert log.count("unavailable") == 1, log  # once per outage, not per message
+        assert log.count("is back after") == 1, log
+        _, h = cluster.health(n)
+        assert h["redis_outages"] == "1", h
+    assert int(cluster.health(a)[1]["redis_dropped_while_down"]) >= 20
+
+
+def test_a_killed_node_does_not_stop_the_others(cluster):
+    nodes = [cluster.node() for _ in range(3)]
+    cluster.wait_connected(*nodes)
+    t = topic()
+    subs = [client(cluster, n) for n in nodes]
+    for c in subs:
+        c.join(t)
+    cluster.wait_subscribed(t, 3)
+    nodes[2].kill()
+    cluster.wait_until("the dead node's subscription gone", lambda: cluster.subscribers(t) == 2)
+    publish(subs[0], t, {"marker": "x"})
+    publish(subs[1], t, {"marker": "y"})
+    for c in subs[:2]:
+        assert messages_until_markers(c, t, {"x", "y"}) == []
+
+
+def test_malformed_or_foreign_envelopes_are_dropped_and_counted(cluster):
+    a, b = cluster.node(), cluster.node()
+    cluster.wait_connected(a, b)
+    t = topic()
+    victim = client(cluster, a)
+    victim.join(t)
+    cluster.wait_subscribed(t, 1)
+    foreign = [
+        "hello",  # not MessagePack
+        b"\x96\xa5live2\xa1x\xa7message\xa1t\xa0\xc4\x00",  # another format version
+        mp_encode("message", t, None, b'{"x":1}'),  # a client frame, not an envelope
+        b"\x96\xa5live1\xa1x\xa7message" + bytes([0xa0 | len(t)]) + t.encode() + b"\xa0\xc4\x10",  # truncated body
+        b"\x96\xa5live1\xa1x\xa7message\xa5other\xa0\xc4\x02{}",  # for another topic
+        b"\x96\xa5live1\xa0\xa7message" + bytes([0xa0 | len(t)]) + t.encode() + b"\xa0\xc4\x02{}",  # no origin
+    ]
+    for payload in foreign:
+        cluster.publish_raw(t, payload)
+    # a real message from another node after them: the first thing the victim sees
+    publisher = client(cluster, b)
+    publish(publisher, t, {"marker": "real"})
+    assert messages_until_markers(victim, t, {"real"}) == []
+    status, h = cluster.health(a)
+    assert status == 200 and h["redis_malformed"] == str(len(foreign)), h
