@@ -39,7 +39,9 @@ static const clive_callbacks *callbacks(clive_session *s) {
 /* The poll events a session wants in its state: reading unless it waits for the app's
  * upgrade decision or has unparsed input left over, writing while a write is blocked. */
 static int wanted_events(const clive_session *s) {
-    int events = s->state == LV_DECIDING || s->in_backlog ? 0 : UV_READABLE;
+    /* Deciding, only a hangup is watched for, so that an app's pending authorisation is
+     * told at once when its client leaves (on_close), not at the handshake timeout. */
+    int events = s->state == LV_DECIDING ? UV_DISCONNECT : s->in_backlog ? 0 : UV_READABLE;
     return events | (s->blocked ? UV_WRITABLE : 0);
 }
 
@@ -204,7 +206,8 @@ static void handle_request(clive_session *s, size_t end) {
     };
     s->state = LV_DECIDING;
     s->request_seen = true;
-    set_polling(s, 0); /* read nothing more until the app decides; the deadline still runs */
+    set_polling(s, wanted_events(s)); /* read nothing more until the app decides; the
+                                         deadline still runs */
     const clive_callbacks *cb = callbacks(s);
     if (cb->on_request)
         cb->on_request(s, &r, cb->user);
@@ -498,6 +501,10 @@ void lv_session_on_poll(uv_poll_t *handle, int status, int events) {
     clive_session *s = handle->data;
     if (status < 0) {
         lost(s);
+        return;
+    }
+    if ((events & UV_DISCONNECT) && s->state == LV_DECIDING) {
+        lost(s); /* the client hung up while its upgrade was being decided */
         return;
     }
     if (events & UV_WRITABLE) lv_session_flush(s);

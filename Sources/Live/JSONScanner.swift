@@ -145,7 +145,7 @@ struct JSONScanner {
         return index - start
     }
 
-    private mutating func skipNumber() throws {
+    mutating func skipNumber() throws {
         if peek == UInt8(ascii: "-") { index += 1 }
         if peek == UInt8(ascii: "0") {
             index += 1
@@ -163,7 +163,7 @@ struct JSONScanner {
         }
     }
 
-    private mutating func skipLiteral(_ word: StaticString) throws {
+    mutating func skipLiteral(_ word: StaticString) throws {
         let n = word.utf8CodeUnitCount
         guard index + n <= bytes.count,
             memcmp(bytes.baseAddress! + index, word.utf8Start, n) == 0

@@ -1,7 +1,9 @@
 import CMsgPack
 
 /// Messages as MessagePack binary frames, subprotocol `live.v1.msgpack`: an array of four,
-/// `[type: str, topic: str, ref: str, body: bin]`, packed and unpacked with msgpack-c.
+/// `[type: str, topic: str, ref: str, body: bin]`, packed and unpacked with msgpack-c. A
+/// body the server wrote as JSON (`Message.BodyEncoding.json`: presence events, replies,
+/// errors) goes out as native MessagePack instead (a map, an array...), never JSON in a bin.
 ///
 /// msgpack-c's unpacker reserves memory for a container from its header before reading
 /// any element (`dd ff ff ff ff` asks for gigabytes), so a frame's shape and every length
@@ -30,9 +32,13 @@ public struct MessagePackCodec: Codec {
                     && msgpack_pack_str_body(&packer, utf8.baseAddress, utf8.count) == 0
             }
         }
-        ok = ok && message.body.withUnsafeBytes { body in
-            msgpack_pack_bin(&packer, body.count) == 0
-                && msgpack_pack_bin_body(&packer, body.baseAddress, body.count) == 0
+        if message.bodyEncoding == .json && !message.body.isEmpty {
+            try message.body.withUnsafeBytes { try JSONToMessagePack.pack($0, into: &packer) }
+        } else {
+            ok = ok && message.body.withUnsafeBytes { body in
+                msgpack_pack_bin(&packer, body.count) == 0
+                    && msgpack_pack_bin_body(&packer, body.baseAddress, body.count) == 0
+            }
         }
         guard ok else { throw CodecError.unencodable("msgpack-c could not pack the message") }
         return Frame(kind: .binary, payload: Bytes(copying: buffer.data, count: buffer.size))

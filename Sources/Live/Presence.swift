@@ -143,7 +143,7 @@ extension ServerCore {
                 body.append(contentsOf: presenceJSON(l, withPublicField: false))
             }
             body.append(UInt8(ascii: "}"))
-            try? publish(Message(type: "presence", topic: topic, body: Bytes(body)), to: topic)
+            try? publish(Message(type: "presence", topic: topic, body: Bytes(body), bodyEncoding: .json), to: topic)
         }
     }
 }

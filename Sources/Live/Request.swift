@@ -102,4 +102,17 @@ public struct Response: Sendable {
         headers[.contentType] = contentType
         self.init(status: status, headers: headers, body: body)
     }
+
+    /// 426 Upgrade Required with `Upgrade: websocket` (RFC 9110 15.5.22 asks for the
+    /// header): the answer to a plain request on a WebSocket endpoint. A server without
+    /// `Options.onHTTP` answers every plain request with it; an `onHTTP` handler returns it
+    /// for its WebSocket path.
+    public static func upgradeRequired() -> Response {
+        var headers = HTTPFields()
+        headers[.upgrade] = "websocket"
+        headers[.connection] = "Upgrade"
+        headers[.secWebSocketVersion] = "13"
+        headers[.contentType] = "text/plain"
+        return Response(status: .upgradeRequired, headers: headers, body: "this endpoint speaks WebSocket\n")
+    }
 }

@@ -295,7 +295,8 @@ private let liveOnRequest: @convention(c) (OpaquePointer?, UnsafePointer<clive_r
                          body: response.body)
         }
     } else {
-        core.respond(handle, status: 426, body: Bytes("this endpoint speaks WebSocket\n"))
+        let answer = Response.upgradeRequired()
+        core.respond(handle, status: answer.status.code, headers: answer.headers, body: answer.body)
     }
 }
 

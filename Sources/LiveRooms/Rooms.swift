@@ -97,7 +97,7 @@ public final class Rooms: Sendable {
                 throw Refusal("unknown type")
             }
             if !message.ref.isEmpty {
-                try session.send(Message(type: "reply", topic: topic, ref: message.ref, body: replyBody))
+                try session.send(Message(type: "reply", topic: topic, ref: message.ref, body: replyBody, bodyEncoding: .json))
             }
         } catch let refusal as Refusal {
             replyError(refusal.reason, to: message, from: session)
@@ -123,7 +123,7 @@ public final class Rooms: Sendable {
         guard !message.ref.isEmpty else { return }
         // reasons are this file's own plain ASCII phrases: no escaping needed
         let body = Bytes(#"{"reason":"\#(reason)"}"#)
-        try? session.send(Message(type: "error", ref: message.ref, body: body))
+        try? session.send(Message(type: "error", ref: message.ref, body: body, bodyEncoding: .json))
     }
 }
 

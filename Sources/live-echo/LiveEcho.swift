@@ -13,8 +13,15 @@ struct LiveEcho: AsyncParsableCommand {
         abstract: "A WebSocket echo server on Live, for conformance and interop tests.")
 
     @Option(help: "Address to bind.") var host = "127.0.0.1"
-    @Option(help: "Port to bind; 0 picks a free one (printed as PORT <n>).") var port = 9001
+    @Option(parsing: .unconditional, help: "Port to bind, 0...65535; 0 picks a free one (printed as PORT <n>).")
+    var port = 9001
     @Option(help: "Event loops; 0 means one per usable CPU.") var eventLoops = 0
+
+    func validate() throws {
+        guard (0...65535).contains(port) else {
+            throw ValidationError("--port must be 0...65535 (0 picks a free port), got \(port)")
+        }
+    }
 
     func run() async throws {
         var options = Options()

@@ -18,29 +18,30 @@ struct LiveServer: AsyncParsableCommand {
         abstract: "A realtime pub/sub server: WebSocket endpoint /ws, demo page /, client /live.js.")
 
     @Option(help: "Address to bind.") var host = "127.0.0.1"
-    @Option(help: "Port to bind; 0 picks a free one.") var port = 8080
-    @Option(help: "Event loops; 0 means one per usable CPU.") var eventLoops = 0
-    @Option(help: "Frames queued per session before it is closed as too slow.") var queueSize = 1024
-    @Option(help: "Bytes queued per session before it is closed as too slow: by default one maximal message and 1 MiB behind it.")
+    // .unconditional: "--port -1" is a bad port (said so below), not a missing value
+    @Option(parsing: .unconditional, help: "Port to bind, 0...65535; 0 picks a free one.") var port = 8080
+    @Option(parsing: .unconditional, help: "Event loops; 0 means one per usable CPU; at most 4 per CPU.") var eventLoops = 0
+    @Option(parsing: .unconditional, help: "Frames queued per session before it is closed as too slow.") var queueSize = 1024
+    @Option(parsing: .unconditional, help: "Bytes queued per session before it is closed as too slow: by default one maximal message and 1 MiB behind it.")
     var queueBytes = 2 << 20
-    @Option(help: "Largest message a client may send, in bytes.") var maxMessageSize = 1 << 20
-    @Option(help: "Messages a second one session may send (more are dropped; staying over closes it with 1008); 0: no limit.")
+    @Option(parsing: .unconditional, help: "Largest message a client may send, in bytes.") var maxMessageSize = 1 << 20
+    @Option(parsing: .unconditional, help: "Messages a second one session may send (more are dropped; staying over closes it with 1008); 0: no limit.")
     var rateLimit = 100
-    @Option(help: "Messages one session may send in a burst above --rate-limit.") var rateBurst = 200
-    @Option(help: "Connections at once; 0 means no limit.") var maxSessions = 0
-    @Option(help: "Connections at once from one IPv4 address or IPv6 /64 (more get 429); 0 means no limit.")
+    @Option(parsing: .unconditional, help: "Messages one session may send in a burst above --rate-limit.") var rateBurst = 200
+    @Option(parsing: .unconditional, help: "Connections at once; 0 means no limit.") var maxSessions = 0
+    @Option(parsing: .unconditional, help: "Connections at once from one IPv4 address or IPv6 /64 (more get 429); 0 means no limit.")
     var maxSessionsPerIp = 0
-    @Option(help: "Topics one session may be subscribed to at once.") var maxTopicsPerSession = 128
-    @Option(help: "Bytes in a topic name (UTF-8), at most 65535.") var maxTopicLength = 255
-    @Option(help: "Bytes queued for all sessions together; past it the largest queues are closed as too slow.")
+    @Option(parsing: .unconditional, help: "Topics one session may be subscribed to at once.") var maxTopicsPerSession = 128
+    @Option(parsing: .unconditional, help: "Bytes in a topic name (UTF-8), at most 65535.") var maxTopicLength = 255
+    @Option(parsing: .unconditional, help: "Bytes queued for all sessions together; past it the largest queues are closed as too slow.")
     var maxQueuedBytes = 512 << 20
-    @Option(help: "Members a who reply lists at most (count gives the true number).") var whoLimit = 100
+    @Option(parsing: .unconditional, help: "Members a who reply lists at most (count gives the true number).") var whoLimit = 100
     @Option(help: "Codec for clients that ask for none: json or msgpack.") var defaultCodec = "json"
     @Option(name: .customLong("allowed-origin"), help: "An Origin allowed to connect (repeat it); none: any.")
     var allowedOrigins: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
     @Flag(help: "Do not publish join/leave presence events (who still answers).") var noPresenceEvents = false
-    @Option(help: "How long joins and leaves are collected into one presence event, in milliseconds.")
+    @Option(parsing: .unconditional, help: "How long joins and leaves are collected into one presence event, in milliseconds.")
     var presenceBatchMs = 50
     @Option(name: .customLong("latest-only-prefix"),
             help: "Topics with this prefix are 'latest value wins' (repeat it).")
@@ -56,6 +57,14 @@ struct LiveServer: AsyncParsableCommand {
     var redisUnhealthyAfter = 0
 
     func validate() throws {
+        guard (0...65535).contains(port) else {
+            throw ValidationError("--port must be 0...65535 (0 picks a free port), got \(port)")
+        }
+        let loopLimit = 4 * ProcessInfo.processInfo.activeProcessorCount
+        guard eventLoops <= loopLimit else {
+            throw ValidationError("--event-loops must be at most 4 per CPU (\(loopLimit) here), got \(eventLoops)")
+        }
+        for spec in throttles { _ = try throttlePolicy(spec) }
         if let redis { _ = try RedisURL(redis) }
         if let nodeId, nodeId.isEmpty || nodeId.utf8.count > 64
             || !nodeId.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || $0 == "-" || $0 == "_" })
@@ -99,10 +108,7 @@ struct LiveServer: AsyncParsableCommand {
         options.maxQueuedBytesTotal = maxQueuedBytes
         options.allowedOrigins = allowedOrigins
         options.topicPolicies = latestOnlyPrefixes.map { .init(prefix: $0, latestValueWins: true) }
-            + throttles.compactMap { spec in
-                guard let colon = spec.lastIndex(of: ":"), let ms = Int(spec[spec.index(after: colon)...]) else { return nil }
-                return .init(prefix: String(spec[..<colon]), throttle: .milliseconds(ms))
-            }
+            + (try throttles.map(throttlePolicy))
         var presence = PresenceOptions()
         presence.events = !noPresenceEvents
         presence.batchInterval = .milliseconds(presenceBatchMs)
@@ -175,6 +181,17 @@ struct Health: Sendable {
     }
 }
 
+/// A `--throttle PREFIX:MILLISECONDS` value as a policy, or an error that says what is wrong.
+func throttlePolicy(_ spec: String) throws -> Options.TopicPolicy {
+    guard let colon = spec.lastIndex(of: ":") else {
+        throw ValidationError("--throttle takes PREFIX:MILLISECONDS, got \"\(spec)\" (no colon)")
+    }
+    guard let ms = Int(spec[spec.index(after: colon)...]), ms > 0 else {
+        throw ValidationError("--throttle \"\(spec)\": the interval must be a whole number of milliseconds above 0")
+    }
+    return .init(prefix: String(spec[..<colon]), throttle: .milliseconds(ms))
+}
+
 /// A display name cut to at most 32 UTF-8 bytes, at a Unicode scalar boundary.
 func displayName(_ name: String) -> String {
     var bytes = 0
@@ -222,6 +239,8 @@ struct Assets: Sendable {
         var response: Response
         if request.path == "/healthz" {
             response = Response(contentType: "text/plain", body: "ok\n")
+        } else if request.path == "/ws" {
+            response = .upgradeRequired()  // the WebSocket endpoint, asked without an upgrade
         } else if let file = files[request.path] {
             response = Response(contentType: file.type, body: file.body)
         } else {

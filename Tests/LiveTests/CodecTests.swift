@@ -178,6 +178,24 @@ private func expectCodecError(
         #expect(try codec.decode(frame) == m)
     }
 
+    /// A body the server wrote as JSON goes out as native MessagePack (issue 12: a
+    /// MessagePack client never needs a JSON parser); an opaque body stays a bin.
+    @Test func serverWrittenJSONBodiesArePackedNatively() throws {
+        let body = Bytes(#" {"joined":[{"id":"7","n":-3}],"ok":true,"x":null,"f":2.5,"e":"\u00e9"} "#)
+        let frame = try codec.encode(Message(type: "presence", topic: "t", body: body, bodyEncoding: .json))
+        let double: [UInt8] = [0xcb, 0x40, 0x04, 0, 0, 0, 0, 0, 0]  // 2.5
+        let expected: [UInt8] = [0x94, 0xa8] + Array("presence".utf8) + [0xa1, 0x74, 0xa0]
+            + [0x85, 0xa6] + Array("joined".utf8) + [0x91, 0x82, 0xa2, 0x69, 0x64, 0xa1, 0x37, 0xa1, 0x6e, 0xfd]
+            + [0xa2, 0x6f, 0x6b, 0xc3, 0xa1, 0x78, 0xc0, 0xa1, 0x66] + double
+            + [0xa1, 0x65, 0xa2, 0xc3, 0xa9]
+        #expect(Array(frame.payload) == expected)
+        let opaque = try codec.encode(Message(type: "message", body: Bytes(#"{"a":1}"#)))
+        #expect(Array(opaque.payload).suffix(9) == [0xc4, 0x07] + Array(#"{"a":1}"#.utf8))
+        #expect(throws: CodecError.self) {
+            try codec.encode(Message(type: "reply", body: Bytes("{not json"), bodyEncoding: .json))
+        }
+    }
+
     @Test func smallRoundTrip() throws {
         let m = Message(type: "join", topic: "room/é", ref: "7", body: [0, 1, 2, 0xff])
         let frame = try codec.encode(m)

@@ -822,14 +822,14 @@ static void test_defaults(void) {
 }
 
 int main(void) {
-    test_rows();
-    test_close_codes();
-    test_sizes();
-    test_fragments();
-    test_stop();
-    test_sticky();
-    test_mask();
-    test_header();
-    test_defaults();
+    RUN(test_rows);
+    RUN(test_close_codes);
+    RUN(test_sizes);
+    RUN(test_fragments);
+    RUN(test_stop);
+    RUN(test_sticky);
+    RUN(test_mask);
+    RUN(test_header);
+    RUN(test_defaults);
     return check_finish("frame");
 }

@@ -712,16 +712,16 @@ static void test_list_has(void) {
 }
 
 int main(void) {
-    test_cases();
-    test_many_headers();
-    test_nul_bytes();
-    test_fields();
-    test_subprotocols();
-    test_head_end();
-    test_accept();
-    test_upgrade_response();
-    test_response_head();
-    test_status_text();
-    test_list_has();
+    RUN(test_cases);
+    RUN(test_many_headers);
+    RUN(test_nul_bytes);
+    RUN(test_fields);
+    RUN(test_subprotocols);
+    RUN(test_head_end);
+    RUN(test_accept);
+    RUN(test_upgrade_response);
+    RUN(test_response_head);
+    RUN(test_status_text);
+    RUN(test_list_has);
     return check_finish("http");
 }

@@ -129,8 +129,8 @@ static void test_sendq_growth_wraps(void) {
 }
 
 int main(void) {
-    test_inbox_threads();
-    test_sendq_limits_and_partial_writes();
-    test_sendq_growth_wraps();
+    RUN(test_inbox_threads);
+    RUN(test_sendq_limits_and_partial_writes);
+    RUN(test_sendq_growth_wraps);
     return check_finish("queues");
 }

@@ -234,12 +234,12 @@ static void test_key_decodes_to_16(void) {
 }
 
 int main(void) {
-    test_sha1_fips();
-    test_sha1_padding();
-    test_websocket_accept();
-    test_base64_rfc4648();
-    test_base64_round_trip();
-    test_base64_decode_table();
-    test_key_decodes_to_16();
+    RUN(test_sha1_fips);
+    RUN(test_sha1_padding);
+    RUN(test_websocket_accept);
+    RUN(test_base64_rfc4648);
+    RUN(test_base64_round_trip);
+    RUN(test_base64_decode_table);
+    RUN(test_key_decodes_to_16);
     return check_finish("sha1");
 }

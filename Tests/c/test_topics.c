@@ -210,11 +210,11 @@ static void test_siphash(void) {
 }
 
 int main(void) {
-    test_siphash();
-    test_limits();
-    test_one_session_many_topics();
-    test_basic();
-    test_many();
-    test_name_table_collisions();
+    RUN(test_siphash);
+    RUN(test_limits);
+    RUN(test_one_session_many_topics);
+    RUN(test_basic);
+    RUN(test_many);
+    RUN(test_name_table_collisions);
     return check_finish("topics");
 }

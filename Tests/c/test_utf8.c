@@ -517,11 +517,11 @@ static void test_ascii_fast_path(void) {
 
 int main(void) {
     ref_build_prefixes();
-    test_table();
-    test_sticky();
-    test_exhaustive_short();
-    test_random();
-    test_long();
-    test_ascii_fast_path();
+    RUN(test_table);
+    RUN(test_sticky);
+    RUN(test_exhaustive_short);
+    RUN(test_random);
+    RUN(test_long);
+    RUN(test_ascii_fast_path);
     return check_finish("utf8");
 }

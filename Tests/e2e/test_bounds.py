@@ -259,3 +259,16 @@ def test_a_peer_that_never_reads_is_cut_with_a_reset_at_the_close_timeout(live):
     except (ConnectionResetError, BrokenPipeError):
         ended = True
     assert ended
+
+
+def test_a_client_that_leaves_while_its_upgrade_is_decided_is_noticed_at_once(live):
+    """Regression: while the app decided an upgrade (on_request, /wait never decides), the
+    core polled the connection for nothing, so a client that left was noticed only at the
+    handshake timeout, and an app's pending authorisation ran on until then. A hangup is
+    watched for now: the connection is gone long before the 60 s timeout."""
+    srv = live.server("--handshake-ms", 60000)
+    c = live.raw(srv)
+    c.request("/wait")
+    wait_for(lambda: srv.stats()["connections"] == 2, what="the pending connection")
+    c.close()
+    wait_for(lambda: srv.stats()["connections"] == 1, timeout=10, what="the hangup to be noticed")

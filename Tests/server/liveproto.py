@@ -3,7 +3,9 @@
 A message is a `Msg(type, topic, ref, body)` with `body` as bytes: under JSON the exact
 bytes of the body's JSON value as it appears in the frame (the server splices bodies
 verbatim, so a test can compare bytes); under MessagePack the bytes of the `bin` (or
-`str`) element.
+`str`) element, or, for a body the server wrote itself (presence events, replies, errors),
+which MessagePack carries natively as a map or an array, that value as compact JSON with
+`native` set.
 
 `Client` is a thin blocking client over `websockets.sync`: every receive has a deadline
 (a `TimeoutError` is a test failure, never a silent pass), and `Client.sync()` is the
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import itertools
 import json
+
+import msgpack
 import struct
 import urllib.error
 import urllib.request
@@ -35,6 +39,7 @@ class Msg:
     topic: str = ""
     ref: str = ""
     body: bytes = b""
+    native: bool = False  # MessagePack: the body came as a native value, not bin
 
     def json_body(self):
         """The body parsed as JSON (error bodies are JSON under every codec)."""
@@ -96,7 +101,10 @@ def mp_decode(frame: bytes) -> Msg:
     if count != 4:
         raise ValueError(f"array of {count}, not 4: {frame!r}")
 
-    def element():
+    def element(last: bool = False):
+        t = frame[pos] if pos < len(frame) else None
+        if last and t is not None and not (t == 0xC0 or 0xA0 <= t <= 0xBF or t in (0xD9, 0xDA, 0xDB, 0xC4, 0xC5, 0xC6)):
+            return native_value()
         t = take(1)[0]
         if t == 0xC0:
             return None
@@ -110,11 +118,25 @@ def mp_decode(frame: bytes) -> Msg:
             return take(struct.unpack(">I", take(4))[0])
         raise ValueError(f"unexpected MessagePack type byte {t:#x} in {frame!r}")
 
-    fields = [element() for _ in range(4)]
+    def native_value():
+        nonlocal pos
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        unpacker.feed(frame[pos:])
+        value = unpacker.unpack()
+        pos += unpacker.tell()
+        return NativeBody(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+    fields = [element() for _ in range(3)] + [element(last=True)]
     if pos != len(frame):
         raise ValueError(f"{len(frame) - pos} trailing bytes in {frame!r}")
     type_, topic, ref, body = fields
-    return Msg((type_ or b"").decode(), (topic or b"").decode(), (ref or b"").decode(), body or b"")
+    native = isinstance(body, NativeBody)
+    return Msg((type_ or b"").decode(), (topic or b"").decode(), (ref or b"").decode(),
+               bytes(body) if native else (body or b""), native)
+
+
+class NativeBody(bytes):
+    """A MessagePack body that came as a native value (kept as compact JSON)."""
 
 
 # --- JSON ---------------------------------------------------------------------------------

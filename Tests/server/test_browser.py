@@ -22,6 +22,13 @@ WAIT = 45.0  # generous: Chromium and the server share a loaded 2-core machine
 LOG = "Array.from(document.querySelectorAll('#log li[data-text]'))" \
       ".map((li) => [li.dataset.from || '', li.dataset.text])"
 STATE = "document.querySelector('#state').dataset.state"
+PEOPLE = "Array.from(document.querySelectorAll('#people li')).map((li) => li.textContent).sort()"
+AWAY = "document.querySelector('#people').dataset.away !== undefined"
+
+
+def system_lines(page, text: str) -> int:
+    """How many lines of the page's log say exactly `text` (lines the page writes itself)."""
+    return sum(1 for sender, t in page.evaluate(LOG) if not sender and t == text)
 
 
 def has_line(sender: str, text: str) -> str:
@@ -82,16 +89,30 @@ def test_two_pages_chat_and_survive_a_server_crash(servers, pages):
         log = [entry for entry in p.evaluate(LOG) if entry[0]]
         assert sorted(log) == [["alice", "hello from alice"], ["bob", "hello from bob"]], log
 
+    for p in (alice, bob):
+        p.wait_for(f"JSON.stringify({PEOPLE}) === '[\"alice\",\"bob\"]'", WAIT, "the people list to show both")
+
     # --- the server crashes, and comes back on the same port ---
     port = srv.port
     srv.kill()
     for p in (alice, bob):
-        # the page noticed (it cannot be open again: nothing listens on the port now)
+        # the page noticed (it cannot be open again: nothing listens on the port now), and
+        # has failed to reconnect at least once since: retries, all within one outage
         p.wait_for(f"{STATE} !== 'open'", WAIT, "the page to notice the crash")
+        p.wait_for("window.liveDemo.client.attempt >= 2", WAIT, "the page to retry twice")
+        # one line for the outage, however many retries; nobody is shown as present
+        assert system_lines(p, "disconnected: reconnecting") == 1, p.evaluate(LOG)
+        assert p.evaluate(AWAY) and p.evaluate(PEOPLE) == []
     srv2 = servers.start(port=port)
     assert srv2.port == port
     for p in (alice, bob):
         p.wait_for(f"{STATE} === 'open'", WAIT, "the page to reconnect")
+    for p in (alice, bob):
+        # refilled from the restarted server once both pages have joined again
+        p.wait_for(f"JSON.stringify({PEOPLE}) === '[\"alice\",\"bob\"]'", WAIT, "the people list to refill")
+        assert not p.evaluate(AWAY)
+        assert (system_lines(p, "disconnected: reconnecting"), system_lines(p, "reconnected")) == (1, 1), \
+            p.evaluate(LOG)
     # live.js sends its joins right after the socket opens, before anything else: an echo
     # round trip on the same connection comes back only after the server handled them
     for p in (alice, bob):
@@ -124,6 +145,21 @@ def recv_skipping_presence(client):
         m = client.recv()
         if m.type != "presence":
             return m
+
+
+def test_page_before_joining_is_neutral_and_asks_for_no_favicon(servers, pages):
+    """Before joining, the status is a neutral "not joined" (it was a red "closed"), and the
+    page's icon is inline, so the browser asks the server for no /favicon.ico (a 404)."""
+    srv = servers.start()
+    p = pages(f"{srv.http}/?name=ada")
+    p.wait_for("window.liveDemo !== undefined", WAIT, "the page's script")
+    assert p.evaluate(STATE) == "idle"
+    assert p.evaluate("document.querySelector('#state').textContent") == "not joined"
+    assert p.evaluate("window.liveDemo.client") is None  # nothing connects before a join
+    icons = p.evaluate("Array.from(document.querySelectorAll('link[rel~=icon]')).map((l) => l.href)")
+    assert len(icons) == 1 and icons[0].startswith("data:image/svg+xml,"), icons
+    assert p.evaluate(f"new Promise((ok) => {{ const i = new Image(); i.onload = () => ok(i.width > 0); "
+                      f"i.onerror = () => ok(false); i.src = {json.dumps(icons[0])}; }})"), "the icon does not load"
 
 
 def test_page_reports_a_refused_publish(servers, pages):

@@ -636,3 +636,28 @@ def test_graceful_shutdown_closes_sessions_with_1001(servers, sig):
             c.recv()
         assert e.value.rcvd is not None and e.value.rcvd.code == 1001
     assert srv.wait() == 0
+
+
+def test_messagepack_clients_get_server_written_bodies_as_messagepack(servers):
+    """Regression: under MessagePack, presence events, the who and count replies and error
+    reasons were JSON text inside a bin, so a MessagePack client needed a JSON parser. They
+    come as native maps and arrays now; what clients publish stays an opaque bin."""
+    srv = servers.start()
+    t = topic()
+    a = Client(srv.ws + "?name=ada", "msgpack")
+    servers.defer(a.close)
+    a.join(t)
+    while True:  # ada's own join comes back as a presence event
+        m = a.recv()
+        if m.type == "presence":
+            break
+    assert m.native and json.loads(m.body)["joined"][0]["name"] == "ada"
+    who = a.request("who", t)
+    assert who.native and [p["name"] for p in json.loads(who.body)] == ["ada"]
+    count = a.request("count", t)
+    assert count.native and json.loads(count.body) == {"count": 1}
+    error = a.request("frobnicate", t)
+    assert error.type == "error" and error.native and json.loads(error.body) == {"reason": "unknown type"}
+    a.send("publish", t, "p-1", b"\x00\x01 opaque")
+    got = {a.recv(), a.recv()}  # ada is a subscriber too: the message and the reply
+    assert got == {Msg("message", t, "", b"\x00\x01 opaque"), Msg("reply", t, "p-1")}

@@ -9,6 +9,7 @@ import urllib.parse
 
 import pytest
 
+from liveproto import http_get
 from liveserver import ADDRESS_LINE, ROOT, STOP_TIMEOUT, server_binary
 
 
@@ -94,3 +95,38 @@ def test_the_address_line_is_printed_once():
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=STOP_TIMEOUT)
     assert b"live-server: http://" not in out + err
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--port", "70000"], "--port must be 0...65535 (0 picks a free port), got 70000"),
+    (["--port", "-1"], "--port must be 0...65535 (0 picks a free port), got -1"),
+    (["--throttle", "room"], '--throttle takes PREFIX:MILLISECONDS, got "room" (no colon)'),
+    (["--throttle", "room:abc"], 'the interval must be a whole number of milliseconds above 0'),
+    (["--queue-size", "0"], "--queue-size must be at least 1"),
+    (["--max-sessions", "-3"], "--max-sessions must be 0 or more"),
+    (["--event-loops", "100000"], "--event-loops must be at most 4 per CPU"),
+])
+def test_bad_values_are_refused_with_a_message_that_names_them(flags, message):
+    """Regression: --port 70000 said "invalid argument", --port -1 "Missing value", and a
+    --throttle without a number was dropped silently."""
+    p = subprocess.run([str(server_binary()), *flags], capture_output=True, timeout=STOP_TIMEOUT,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode != 0 and p.stdout == b""
+    assert message in p.stderr.decode(), p.stderr
+
+
+def test_a_port_in_use_is_refused_naming_the_address(servers):
+    """Regression: a second live-server on a port in use started silently, and the kernel
+    split the clients between the two (SO_REUSEPORT)."""
+    first = servers.start()
+    p = subprocess.run([str(server_binary()), "--port", str(first.port)], capture_output=True,
+                       timeout=STOP_TIMEOUT, stdin=subprocess.DEVNULL)
+    assert p.returncode != 0 and p.stdout == b""
+    assert f"address 127.0.0.1:{first.port} already in use" in p.stderr.decode(), p.stderr
+
+
+def test_get_on_the_websocket_path_answers_426_with_upgrade(servers):
+    srv = servers.start()
+    status, headers, _ = http_get(f"http://127.0.0.1:{srv.port}/ws")
+    assert status == 426
+    assert headers.get("Upgrade", "").lower() == "websocket"

@@ -28,6 +28,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,8 @@ typedef struct conn {
     uint64_t last_s; /* the last publish sequence number it received */
     uint64_t received;
 } conn;
+
+#define MAX_BODY 16384 /* --body's limit: bodies are built on the stack */
 
 static struct {
     const char *scenario, *host, *path, *label;
@@ -164,7 +167,7 @@ static int make_body(char *out, size_t cap, uint64_t seq) {
 }
 
 static void send_publish(conn *c, const char *topic) {
-    char body[512], msg[1024];
+    char body[MAX_BODY + 64], msg[MAX_BODY + 256];
     uint64_t seq = next_seq++;
     int b = make_body(body, sizeof body, seq);
     int n = snprintf(msg, sizeof msg, "{\"type\":\"publish\",\"topic\":\"%s\",\"ref\":\"%llu\",\"body\":%.*s}",
@@ -175,7 +178,7 @@ static void send_publish(conn *c, const char *topic) {
 }
 
 static void send_echo(conn *c) {
-    char body[512], msg[1024];
+    char body[MAX_BODY + 64], msg[MAX_BODY + 256];
     int b = make_body(body, sizeof body, next_seq++);
     int n = snprintf(msg, sizeof msg, "{\"type\":\"echo\",\"ref\":\"e\",\"body\":%.*s}", b, body);
     send_text(c, msg, (size_t)n);
@@ -627,11 +630,7 @@ static void print_report(const report *r, const char *more);
  * returns the exit status. In a worker: returns -1 with `worker` set, and main goes on with
  * this worker's share. */
 static int start_workers(void) {
-    int fan = strcmp(opt.scenario, "fanout") == 0, connect = strcmp(opt.scenario, "connect") == 0;
-    if (strcmp(opt.scenario, "presence") == 0 || (fan && (opt.rate <= 0 || opt.slow > 0))) {
-        fprintf(stderr, "--workers: connect, echo, topics, or fanout with --rate (no --slow)\n");
-        return 2;
-    }
+    int connect = strcmp(opt.scenario, "connect") == 0;
     int ready[2], go[2];
     int(*reports)[2] = calloc((size_t)opt.workers, sizeof *reports);
     pid_t *pids = calloc((size_t)opt.workers, sizeof *pids);
@@ -760,48 +759,138 @@ static void print_report(const report *r, const char *more) {
     print_result(opt.scenario, r->secs, extra);
 }
 
-static void usage(void) {
-    fprintf(stderr,
-            "usage: live-load connect|echo|fanout|topics|presence [--port N] [--host IP] [--path /ws]\n"
-            "  [--connections N] [--subscribers S] [--window W] [--rate R/s] [--duration s]\n"
-            "  [--body bytes] [--pid server-pid] [--label name] [--concurrency N]\n"
-            "  [--slow K]  (fanout: K subscribers stop reading; with a latest-only topic they\n"
-            "              keep one unsent message each instead of overflowing)\n"
-            "  [--workers W]  (spread the connections over W processes: past ~19,900 of them)\n");
-    exit(2);
+/* --- command line --------------------------------------------------------------------
+ * Every mistake is refused with exit 64 (EX_USAGE) and a message that names it: a typo
+ * must not quietly become another benchmark or the number 0. */
+
+#define EXIT_USAGE 64
+
+static const char *const scenarios[] = {"connect", "echo", "fanout", "topics", "presence"};
+
+static void print_help(FILE *to) {
+    fprintf(to,
+            "usage: live-load SCENARIO [options]\n"
+            "\n"
+            "scenarios:\n"
+            "  connect   open --connections connections: handshakes/s, and with --pid the server's\n"
+            "            RSS per idle connection\n"
+            "  echo      --connections connections in closed loop: round trips/s and latency\n"
+            "  fanout    --subscribers on one topic and one publisher, --window publishes in\n"
+            "            flight or a fixed --rate: deliveries/s, lost, latency\n"
+            "  topics    --connections connections, each publishing to its own topic\n"
+            "  presence  --connections connections join one topic at once: presence events\n"
+            "\n"
+            "options (default in brackets):\n"
+            "  --host IP          the server's IPv4 address [%s]\n"
+            "  --port N           the server's port, 1-65535 [%d]\n"
+            "  --path PATH        the WebSocket path [%s]\n"
+            "  --connections N    connections (connect, echo, topics, presence) [%d]\n"
+            "  --subscribers N    subscribers (fanout) [%d]\n"
+            "  --window N         publishes in flight (fanout, topics) [%d]\n"
+            "  --rate R           fanout publishes per second; 0: as fast as --window allows [%g]\n"
+            "  --duration S       seconds measured [%g]\n"
+            "  --warmup S         seconds run before measuring [%g]\n"
+            "  --body BYTES       publish body size, at most %d [%d]\n"
+            "  --pid PID          the server's process, to report its CPU and RSS [none]\n"
+            "  --label NAME       the server's name in the RESULT line [%s]\n"
+            "  --concurrency N    handshakes at once while connecting [%d]\n"
+            "  --slow K           fanout: K subscribers stop reading [%d]\n"
+            "  --workers W        processes to spread the connections over (past ~19,900) [%d]\n"
+            "                     (connect, echo, topics, or fanout with --rate and no --slow)\n"
+            "  -h, --help         this help\n",
+            opt.host, opt.port, opt.path, opt.connections, opt.subscribers, opt.window, opt.rate,
+            opt.duration, opt.warmup, MAX_BODY, opt.body, opt.label, opt.concurrency, opt.slow, opt.workers);
 }
 
-int main(int argc, char **argv) {
+__attribute__((format(printf, 1, 2), noreturn)) static void usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "live-load: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(live-load --help lists the scenarios and options)\n");
+    exit(EXIT_USAGE);
+}
+
+/* The whole of `text` as a base-10 integer within [lo, hi], or a usage error. */
+static long parse_long(const char *name, const char *text, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE) usage_error("--%s: '%s' is not a whole number", name, text);
+    if (v < lo || v > hi) usage_error("--%s: %s is out of range %ld-%ld", name, text, lo, hi);
+    return v;
+}
+
+/* The whole of `text` as a finite number within [lo, hi], or a usage error. */
+static double parse_double(const char *name, const char *text, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || errno == ERANGE || !isfinite(v))
+        usage_error("--%s: '%s' is not a number", name, text);
+    if (v < lo || v > hi) usage_error("--%s: %s is out of range %g-%g", name, text, lo, hi);
+    return v;
+}
+
+static void parse_args(int argc, char **argv) {
     static struct option longs[] = {
-        {"port", 1, 0, 'p'}, {"host", 1, 0, 'h'}, {"path", 1, 0, 'P'}, {"connections", 1, 0, 'c'},
+        {"port", 1, 0, 'p'}, {"host", 1, 0, 'H'}, {"path", 1, 0, 'P'}, {"connections", 1, 0, 'c'},
         {"subscribers", 1, 0, 's'}, {"window", 1, 0, 'w'}, {"rate", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"body", 1, 0, 'b'}, {"pid", 1, 0, 'i'}, {"label", 1, 0, 'l'},
         {"concurrency", 1, 0, 'C'}, {"warmup", 1, 0, 'W'}, {"slow", 1, 0, 'S'},
-        {"workers", 1, 0, 'k'}, {0, 0, 0, 0}};
-    if (argc < 2) usage();
-    opt.scenario = argv[1];
+        {"workers", 1, 0, 'k'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const long many = 1000000; /* far past what one machine's descriptors allow */
+    opterr = 0; /* the messages below name the option */
     int ch;
-    optind = 2;
-    while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
         switch (ch) {
-        case 'p': opt.port = atoi(optarg); break;
-        case 'h': opt.host = optarg; break;
-        case 'P': opt.path = optarg; break;
-        case 'c': opt.connections = atoi(optarg); break;
-        case 's': opt.subscribers = atoi(optarg); break;
-        case 'w': opt.window = atoi(optarg); break;
-        case 'r': opt.rate = atof(optarg); break;
-        case 'd': opt.duration = atof(optarg); break;
-        case 'b': opt.body = atoi(optarg); break;
-        case 'i': opt.pid = atoi(optarg); break;
+        case 'h': print_help(stdout); exit(0);
+        case 'p': opt.port = (int)parse_long("port", optarg, 1, 65535); break;
+        case 'H': {
+            struct in_addr a;
+            if (inet_pton(AF_INET, optarg, &a) != 1) usage_error("--host: '%s' is not an IPv4 address", optarg);
+            opt.host = optarg;
+            break;
+        }
+        case 'P':
+            if (optarg[0] != '/') usage_error("--path: '%s' does not start with /", optarg);
+            opt.path = optarg;
+            break;
+        case 'c': opt.connections = (int)parse_long("connections", optarg, 1, many); break;
+        case 's': opt.subscribers = (int)parse_long("subscribers", optarg, 1, many); break;
+        case 'w': opt.window = (int)parse_long("window", optarg, 1, many); break;
+        case 'r': opt.rate = parse_double("rate", optarg, 0, 1e9); break;
+        case 'd': opt.duration = parse_double("duration", optarg, 0.001, 86400); break;
+        case 'b': opt.body = (int)parse_long("body", optarg, 0, MAX_BODY); break;
+        case 'i': opt.pid = (int)parse_long("pid", optarg, 1, INT32_MAX); break;
         case 'l': opt.label = optarg; break;
-        case 'C': opt.concurrency = atoi(optarg); break;
-        case 'W': opt.warmup = atof(optarg); break;
-        case 'S': opt.slow = atoi(optarg); break;
-        case 'k': opt.workers = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
-        default: usage();
+        case 'C': opt.concurrency = (int)parse_long("concurrency", optarg, 1, many); break;
+        case 'W': opt.warmup = parse_double("warmup", optarg, 0, 86400); break;
+        case 'S': opt.slow = (int)parse_long("slow", optarg, 0, many); break;
+        case 'k': opt.workers = (int)parse_long("workers", optarg, 1, 1024); break;
+        case ':': usage_error("%s needs a value", argv[optind - 1]);
+        default: /* an unknown option, or a value given to --help */
+            if (strncmp(argv[optind - 1], "--", 2) == 0) usage_error("unknown option %s", argv[optind - 1]);
+            usage_error("unknown option -%c", optopt);
         }
     }
+    /* getopt_long moved the operands to the end: the scenario, and nothing else */
+    if (optind >= argc) usage_error("which scenario? connect, echo, fanout, topics or presence");
+    if (optind + 1 < argc) usage_error("one scenario only: '%s' is extra", argv[optind + 1]);
+    opt.scenario = argv[optind];
+    int known = 0;
+    for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++) known |= strcmp(opt.scenario, scenarios[i]) == 0;
+    if (!known)
+        usage_error("unknown scenario '%s': connect, echo, fanout, topics or presence", opt.scenario);
+    if (is_fanout() && opt.slow > opt.subscribers) usage_error("--slow: more slow subscribers than --subscribers");
+    if (opt.workers > 1 &&
+        (strcmp(opt.scenario, "presence") == 0 || (is_fanout() && (opt.rate <= 0 || opt.slow > 0))))
+        usage_error("--workers: connect, echo, topics, or fanout with --rate (no --slow)");
+}
+
+int main(int argc, char **argv) {
+    parse_args(argc, argv);
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
