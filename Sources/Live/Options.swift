@@ -87,8 +87,9 @@ public struct Options: Sendable {
     /// `nil` (the default): this process is the whole world.
     public var broker: (any Broker)? = nil
     /// This node's id among the nodes of a broker: in each `Envelope` it publishes, so that
-    /// its own messages are not delivered twice. Default: 12 random hex digits, new for
-    /// every process.
+    /// its own messages are not delivered twice. With a broker it also begins every session
+    /// id ("<nodeID>-<n>"), so that ids are unique across nodes. Default: 12 random hex
+    /// digits, new for every process.
     public var nodeID: String = Options.randomNodeID()
 
     /// Decides whether an upgrade may proceed and what the session's `Meta` is. Runs in a

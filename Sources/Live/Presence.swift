@@ -56,7 +56,7 @@ public struct Presence: Sendable {
     /// presence is off). Only those are copied, so a capped `who` on a huge topic is cheap;
     /// `count` gives the true size.
     public func who(_ topic: String, limit: Int = .max) -> [Session.ID] {
-        ids(topic, limit: limit).map { String($0) }
+        ids(topic, limit: limit).map { core?.publicID($0) ?? String($0) }
     }
 
     /// How many sessions are subscribed to a topic, without building the list.
@@ -104,14 +104,14 @@ extension ServerCore {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             if let field {
                 out.append(contentsOf: #"{"id":"#.utf8)
-                JSONCodec.appendQuoted(String(id), to: &out)
+                JSONCodec.appendQuoted(publicID(id), to: &out)
                 out.append(UInt8(ascii: ","))
                 JSONCodec.appendQuoted(field, to: &out)
                 out.append(UInt8(ascii: ":"))
                 JSONCodec.appendQuoted(prefix(values[id] ?? "", utf8Bytes: maxValueBytes), to: &out)
                 out.append(UInt8(ascii: "}"))
             } else {
-                JSONCodec.appendQuoted(String(id), to: &out)
+                JSONCodec.appendQuoted(publicID(id), to: &out)
             }
         }
         out.append(UInt8(ascii: "]"))

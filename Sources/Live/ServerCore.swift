@@ -31,6 +31,9 @@ final class ServerCore: @unchecked Sendable {
     /// Set by `shutdown()`: publishes and broadcasts then throw `SessionError.closed`
     /// without encoding anything.
     let shuttingDown = Atomic<Bool>(false)
+    /// With a broker, "<nodeID>-" before every session id, so that ids are unique across
+    /// the nodes that share topics (presence lists and events cross nodes); else "".
+    let idPrefix: String
     /// `options.maxRefLength`, read for every received message.
     let maxRefLength: Int
     private let state = Mutex(State())
@@ -47,6 +50,7 @@ final class ServerCore: @unchecked Sendable {
         defaultSlot = options.defaultCodecSlot
         logger = options.logger
         maxRefLength = options.maxRefLength
+        idPrefix = options.broker == nil ? "" : options.nodeID + "-"
         sessionsPerSlot = codecs.map { _ in Counter() }
         try options.validate()
         var server: OpaquePointer?
@@ -136,6 +140,15 @@ final class ServerCore: @unchecked Sendable {
     var isStopped: Bool { state.withLock { $0.stopped } }
 
     // MARK: requests
+
+    /// A session's id as the app and clients see it (`Session.ID`).
+    func publicID(_ id: UInt64) -> String { idPrefix.isEmpty ? String(id) : idPrefix + String(id) }
+
+    /// The core's id of a session of this node, from its public id.
+    func localID(_ id: String) -> UInt64? {
+        guard id.hasPrefix(idPrefix) else { return nil }
+        return UInt64(id.dropFirst(idPrefix.count))
+    }
 
     /// The core's subprotocol list is the codec table, so its index is the slot.
     func codecSlot(forSubprotocol index: Int32) -> Int {

@@ -190,3 +190,32 @@ def test_malformed_or_foreign_envelopes_are_dropped_and_counted(cluster):
     assert messages_until_markers(victim, t, {"real"}) == []
     status, h = cluster.health(a)
     assert status == 200 and h["redis_malformed"] == str(len(foreign)), h
+
+
+def test_presence_events_cross_nodes_with_ids_unique_across_nodes(cluster):
+    a, b = cluster.node(name="alpha"), cluster.node(name="beta")
+    cluster.wait_connected(a, b)
+    t = topic()
+    first = Client(a.ws + "?name=ada", "json")
+    cluster.defer(first.close)
+    first.join(t)
+    cluster.wait_subscribed(t, 1)
+    second = Client(b.ws + "?name=bob", "msgpack")
+    cluster.defer(second.close)
+    second.join(t)
+    # b's join event reaches a's member; ids carry their node's id, so a session 1 on
+    # each node cannot be confused
+    while True:
+        m = first.recv()
+        if m.type == "presence" and b"bob" in m.body:
+            break
+    joined = json.loads(m.body)["joined"]
+    assert [(e["id"].split("-")[0], e["name"]) for e in joined] == [("beta", "bob")], joined
+    own = json.loads(first.request("who", t).body)
+    assert [e["id"].split("-")[0] for e in own] == ["alpha"], own  # who is still per node
+    second.close()
+    while True:
+        m = first.recv()
+        if m.type == "presence" and b"left" in m.body:
+            break
+    assert json.loads(m.body)["left"] == [joined[0]["id"]]
