@@ -17,17 +17,30 @@
 #define SUBSCRIBE_BATCH 1000 /* channels per SUBSCRIBE command */
 #define READ_CHUNK (64 * 1024)
 
-typedef enum op_kind { OP_SUB, OP_UNSUB, OP_PUB } op_kind;
+typedef enum op_kind { OP_SUB, OP_UNSUB, OP_PUB, OP_PSET, OP_PDEL, OP_WHO } op_kind;
 
-/* Work handed to the client's thread: an interest change (data: the topic) or a publish
- * (data: the channel, then the envelope). */
+/* Work handed to the client's thread: an interest change (data: the topic), a publish
+ * (data: the channel, then the envelope), a presence change (data: topic, id, entry) or a
+ * presence question (data: the topic). */
 typedef struct op {
     struct op *next;
     op_kind kind;
     size_t len;      /* topic or channel bytes */
-    size_t body_len; /* envelope bytes, after the channel */
+    size_t len2;     /* presence: id bytes, after the topic */
+    size_t body_len; /* envelope or presence entry bytes, last */
+    lr_who_fn fn;    /* OP_WHO */
+    void *ctx;
+    unsigned limit;
+    int count_only;
     char data[];
 } op;
+
+/* What to do with a reply on the publishing connection, in command order. */
+typedef struct reply_slot {
+    lr_who_fn fn; /* NULL: nothing (a PUBLISH's count, an HSET's) */
+    void *ctx;
+    int count_only;
+} reply_slot;
 
 typedef struct interest_entry {
     lv_name_key key;
@@ -57,6 +70,8 @@ typedef struct conn {
     char *writing; /* the buffer uv_write has, or NULL */
     size_t writing_len;
     char why[160]; /* why it went down, for the log */
+    reply_slot *replies; /* publishing connection: the replies owed, a ring */
+    size_t r_head, r_count, r_cap;
 } conn;
 
 struct lr_client {
@@ -67,6 +82,7 @@ struct lr_client {
     uv_thread_t thread;
     bool thread_started, thread_joined;
     uv_async_t wake;
+    uv_timer_t refresh; /* presence: renews this node's entries' TTL */
     conn sub, pub;
     /* under lock: */
     pthread_mutex_t lock;
@@ -121,6 +137,66 @@ static int conn_command(conn *k, int argc, const char **argv, const size_t *lens
     int rc = conn_append(k, cmd, (size_t)n);
     redisFreeCommand(cmd);
     return rc;
+}
+
+/* A command on the publishing connection, with what to do with its reply. */
+static int pub_command(lr_client *c, int argc, const char **argv, const size_t *lens, lr_who_fn fn,
+                       void *ctx, int count_only) {
+    conn *k = &c->pub;
+    if (k->r_count == k->r_cap) {
+        size_t cap = k->r_cap ? k->r_cap * 2 : 64;
+        reply_slot *r = malloc(sizeof *r * cap);
+        if (r == NULL) return -1;
+        for (size_t i = 0; i < k->r_count; i++) r[i] = k->replies[(k->r_head + i) % k->r_cap];
+        free(k->replies);
+        k->replies = r;
+        k->r_head = 0;
+        k->r_cap = cap;
+    }
+    if (conn_command(k, argc, argv, lens) != 0) return -1;
+    k->replies[(k->r_head + k->r_count++) % k->r_cap] = (reply_slot){fn, ctx, count_only};
+    return 0;
+}
+
+/* The connection is gone: every question still owed an answer gets "could not ask". */
+static void fail_replies(conn *k) {
+    while (k->r_count) {
+        reply_slot r = k->replies[k->r_head];
+        k->r_head = (k->r_head + 1) % k->r_cap;
+        k->r_count--;
+        if (r.fn) r.fn(r.ctx, 0, NULL, NULL, 0, 0);
+    }
+}
+
+static void answer(reply_slot r, const redisReply *reply) {
+    if (r.fn == NULL) return;
+    if (r.count_only) {
+        if (reply->type == REDIS_REPLY_INTEGER)
+            r.fn(r.ctx, 1, NULL, NULL, 0, (uint64_t)reply->integer);
+        else
+            r.fn(r.ctx, 0, NULL, NULL, 0, 0);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        r.fn(r.ctx, 0, NULL, NULL, 0, 0);
+        return;
+    }
+    size_t n = reply->elements, k = 0;
+    const char **entries = malloc(sizeof *entries * (n ? n : 1));
+    size_t *lens = malloc(sizeof *lens * (n ? n : 1));
+    if (entries == NULL || lens == NULL) {
+        r.fn(r.ctx, 0, NULL, NULL, 0, 0);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *e = reply->element[i];
+            if (e->type != REDIS_REPLY_STRING) continue;
+            entries[k] = e->str;
+            lens[k++] = e->len;
+        }
+        r.fn(r.ctx, 1, entries, lens, k, k);
+    }
+    free(entries);
+    free(lens);
 }
 
 static void backlog_changed(lr_client *c) {
@@ -208,7 +284,7 @@ static void resubscribe_all(lr_client *c) {
     c->tail = NULL;
     while (*pp) {
         op *o = *pp;
-        if (o->kind == OP_PUB) {
+        if (o->kind != OP_SUB && o->kind != OP_UNSUB) {
             c->tail = o;
             pp = &o->next;
         } else {
@@ -249,6 +325,7 @@ static void conn_connect(conn *k);
 static void on_retry(uv_timer_t *t) { conn_connect(t->data); }
 
 static void conn_closed(conn *k) {
+    fail_replies(k);
     if (k->reader) redisReaderFree(k->reader);
     k->reader = NULL;
     free(k->out);
@@ -315,6 +392,7 @@ static void conn_ready(conn *k) {
     k->state = C_READY;
     k->backoff_ms = k->c->cfg.backoff_min_ms;
     if (k->role == SUB_CONN) resubscribe_all(k->c);
+    if (k->role == PUB_CONN && k->c->cfg.on_ready) k->c->cfg.on_ready(k->c->cfg.user);
     set_connected(k->c);
 }
 
@@ -361,6 +439,13 @@ static void on_reply(conn *k, redisReply *r) {
         ((r->element[0]->len == 7 && memcmp(r->element[0]->str, "message", 7) == 0) ||
          (r->element[0]->len == 8 && memcmp(r->element[0]->str, "smessage", 8) == 0))) {
         on_pushed(c, r);
+    } else if (k->role == PUB_CONN && k->r_count) {
+        reply_slot slot = k->replies[k->r_head];
+        k->r_head = (k->r_head + 1) % k->r_cap;
+        k->r_count--;
+        if (r->type == REDIS_REPLY_ERROR && slot.fn == NULL)
+            logf_(c, LR_LOG_WARNING, "redis refused a command: %.*s", (int)r->len, r->str);
+        answer(slot, r);
     } else if (r->type == REDIS_REPLY_ERROR) {
         logf_(c, LR_LOG_WARNING, "redis refused a command: %.*s", (int)r->len, r->str);
     } /* else: a subscribe confirmation or a PUBLISH count */
@@ -489,6 +574,117 @@ static void stop_here(lr_client *c) {
         }
     }
     uv_close((uv_handle_t *)&c->wake, NULL);
+    uv_close((uv_handle_t *)&c->refresh, NULL);
+}
+
+/* --- presence -------------------------------------------------------------------------- */
+
+/* <prefix><kind>{<topic>}<tail>: the braces make a topic's keys one hash slot on a cluster. */
+static char *presence_key(lr_client *c, const char *kind, const char *topic, size_t len,
+                          const char *tail, size_t *out_len) {
+    size_t kl = strlen(kind), tl = strlen(tail);
+    size_t n = c->prefix_len + kl + 1 + len + 1 + tl;
+    char *k = malloc(n);
+    if (k == NULL) return NULL;
+    char *p = k;
+    memcpy(p, c->prefix, c->prefix_len), p += c->prefix_len;
+    memcpy(p, kind, kl), p += kl;
+    *p++ = '{';
+    memcpy(p, topic, len), p += len;
+    *p++ = '}';
+    memcpy(p, tail, tl);
+    *out_len = n;
+    return k;
+}
+
+static char *node_key(lr_client *c, const char *topic, size_t len, size_t *out_len) {
+    char tail[80];
+    snprintf(tail, sizeof tail, ":%s", c->node_id);
+    return presence_key(c, "p:", topic, len, tail, out_len);
+}
+
+static void presence_write(lr_client *c, op *o) {
+    size_t kl, nl;
+    char *key = node_key(c, o->data, o->len, &kl);
+    char *nodes = presence_key(c, "pn:", o->data, o->len, "", &nl);
+    const char *id = o->data + o->len;
+    if (key && nodes && o->kind == OP_PSET) {
+        char ttl[24];
+        int tn = snprintf(ttl, sizeof ttl, "%u", c->cfg.presence_ttl_ms);
+        const char *hset[] = {"HSET", key, id, id + o->len2};
+        size_t hset_l[] = {4, kl, o->len2, o->body_len};
+        const char *exp[] = {"PEXPIRE", key, ttl};
+        size_t exp_l[] = {7, kl, (size_t)tn};
+        const char *sadd[] = {"SADD", nodes, c->node_id};
+        size_t sadd_l[] = {4, nl, strlen(c->node_id)};
+        pub_command(c, 4, hset, hset_l, NULL, NULL, 0);
+        pub_command(c, 3, exp, exp_l, NULL, NULL, 0);
+        pub_command(c, 3, sadd, sadd_l, NULL, NULL, 0);
+    } else if (key && nodes) {
+        const char *hdel[] = {"HDEL", key, id};
+        size_t hdel_l[] = {4, kl, o->len2};
+        pub_command(c, 3, hdel, hdel_l, NULL, NULL, 0);
+    }
+    free(key);
+    free(nodes);
+}
+
+/* Every node's members of a topic, or their number, in one round trip. A node whose hash
+ * has expired (it died, or stopped refreshing) is taken off the topic's node set. */
+static const char WHO_SCRIPT[] =
+    "local out, total = {}, 0\n"
+    "for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  local k = ARGV[1] .. n\n"
+    "  if redis.call('EXISTS', k) == 0 then\n"
+    "    redis.call('SREM', KEYS[1], n)\n"
+    "  elseif ARGV[3] == 'count' then\n"
+    "    total = total + redis.call('HLEN', k)\n"
+    "  else\n"
+    "    for _, v in ipairs(redis.call('HVALS', k)) do\n"
+    "      if #out < tonumber(ARGV[2]) then out[#out + 1] = v end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if ARGV[3] == 'count' then return total end\n"
+    "return out\n";
+
+static int presence_who(lr_client *c, op *o) {
+    size_t nl, pl;
+    char *nodes = presence_key(c, "pn:", o->data, o->len, "", &nl);
+    char *prefix = presence_key(c, "p:", o->data, o->len, ":", &pl);
+    int rc = -1;
+    if (nodes && prefix) {
+        char limit[16];
+        int ln = snprintf(limit, sizeof limit, "%u", o->limit);
+        const char *argv[] = {"EVAL", WHO_SCRIPT, "1", nodes, prefix, limit, o->count_only ? "count" : "list"};
+        size_t lens[] = {4, sizeof WHO_SCRIPT - 1, 1, nl, pl, (size_t)ln, o->count_only ? 5u : 4u};
+        rc = pub_command(c, 7, argv, lens, o->fn, o->ctx, o->count_only);
+    }
+    free(nodes);
+    free(prefix);
+    return rc;
+}
+
+/* Every third of the TTL: this node's entries live on for another TTL. */
+static void on_refresh(uv_timer_t *t) {
+    lr_client *c = t->data;
+    if (c->pub.state != C_READY) return;
+    char ttl[24];
+    int tn = snprintf(ttl, sizeof ttl, "%u", c->cfg.presence_ttl_ms);
+    pthread_mutex_lock(&c->lock);
+    for (uint32_t i = 0; i < c->interest.cap; i++) {
+        interest_entry *e = (interest_entry *)c->interest.slots[i];
+        if (e == NULL) continue;
+        size_t kl;
+        char *key = node_key(c, e->name, e->key.len, &kl);
+        if (key == NULL) continue;
+        const char *argv[] = {"PEXPIRE", key, ttl};
+        size_t lens[] = {7, kl, (size_t)tn};
+        pub_command(c, 3, argv, lens, NULL, NULL, 0);
+        free(key);
+    }
+    pthread_mutex_unlock(&c->lock);
+    conn_flush(&c->pub);
 }
 
 /* Sends a batch of interest changes of one kind, and frees their ops. */
@@ -516,7 +712,7 @@ static void on_wake(uv_async_t *h) {
     size_t n = 0;
     while (o) {
         op *next = o->next;
-        if (o->kind != OP_PUB) {
+        if (o->kind == OP_SUB || o->kind == OP_UNSUB) {
             if (n && (batch[0]->kind != o->kind || n == SUBSCRIBE_BATCH)) {
                 send_batch(c, batch, n);
                 n = 0;
@@ -525,17 +721,24 @@ static void on_wake(uv_async_t *h) {
             o = next;
             continue;
         }
-        send_batch(c, batch, n); /* keep interest changes and publishes in order */
+        send_batch(c, batch, n); /* keep interest changes and the rest in order */
         n = 0;
-        if (c->pub.state == C_READY && !stopping) {
-            const char *argv[] = {c->pub.sharded ? "SPUBLISH" : "PUBLISH", o->data, o->data + o->len};
-            size_t alen[] = {strlen(argv[0]), o->len, o->body_len};
-            if (conn_command(&c->pub, 3, argv, alen) == 0)
-                bump(&c->published);
-            else
-                bump(&c->dropped_full);
-        } else {
-            bump(&c->dropped_down);
+        bool ready = c->pub.state == C_READY && !stopping;
+        if (o->kind == OP_PUB) {
+            if (ready) {
+                const char *argv[] = {c->pub.sharded ? "SPUBLISH" : "PUBLISH", o->data, o->data + o->len};
+                size_t alen[] = {strlen(argv[0]), o->len, o->body_len};
+                if (pub_command(c, 3, argv, alen, NULL, NULL, 0) == 0)
+                    bump(&c->published);
+                else
+                    bump(&c->dropped_full);
+            } else {
+                bump(&c->dropped_down);
+            }
+        } else if (o->kind == OP_WHO) {
+            if (!ready || presence_who(c, o) != 0) o->fn(o->ctx, 0, NULL, NULL, 0, 0);
+        } else if (ready) { /* while away, presence changes are dropped: on_ready rewrites all */
+            presence_write(c, o);
         }
         free(o);
         o = next;
@@ -636,6 +839,47 @@ int lr_client_publish(lr_client *c, const lr_envelope *e) {
     return 0;
 }
 
+
+static void push_presence(lr_client *c, op_kind kind, const char *topic, size_t tlen,
+                          const char *id, size_t ilen, const char *entry, size_t elen,
+                          lr_who_fn fn, void *ctx, unsigned limit, int count_only) {
+    op *o = malloc(sizeof *o + tlen + ilen + elen);
+    if (o == NULL) {
+        if (fn) fn(ctx, 0, NULL, NULL, 0, 0);
+        return;
+    }
+    *o = (op){.kind = kind, .len = tlen, .len2 = ilen, .body_len = elen, .fn = fn, .ctx = ctx,
+              .limit = limit, .count_only = count_only};
+    memcpy(o->data, topic, tlen);
+    if (ilen) memcpy(o->data + tlen, id, ilen);
+    if (elen) memcpy(o->data + tlen + ilen, entry, elen);
+    pthread_mutex_lock(&c->lock);
+    push_op(c, o);
+    pthread_mutex_unlock(&c->lock);
+    uv_async_send(&c->wake);
+}
+
+void lr_client_presence_set(lr_client *c, const char *topic, size_t topic_len, const char *id,
+                            size_t id_len, const char *entry, size_t entry_len) {
+    if (c->cfg.presence_ttl_ms == 0) return;
+    push_presence(c, OP_PSET, topic, topic_len, id, id_len, entry, entry_len, NULL, NULL, 0, 0);
+}
+
+void lr_client_presence_del(lr_client *c, const char *topic, size_t topic_len, const char *id,
+                            size_t id_len) {
+    if (c->cfg.presence_ttl_ms == 0) return;
+    push_presence(c, OP_PDEL, topic, topic_len, id, id_len, NULL, 0, NULL, NULL, 0, 0);
+}
+
+void lr_client_who(lr_client *c, const char *topic, size_t topic_len, unsigned limit,
+                   int count_only, lr_who_fn fn, void *ctx) {
+    if (c->cfg.presence_ttl_ms == 0 || !atomic_load(&c->connected) || atomic_load(&c->stopping)) {
+        fn(ctx, 0, NULL, NULL, 0, 0);
+        return;
+    }
+    push_presence(c, OP_WHO, topic, topic_len, NULL, 0, NULL, 0, fn, ctx, limit, count_only);
+}
+
 /* --- life -------------------------------------------------------------------------------- */
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -665,6 +909,8 @@ int lr_client_new(const lr_config *config, lr_client **out) {
     pthread_mutex_init(&c->lock, NULL);
     uv_async_init(&c->loop, &c->wake, on_wake);
     c->wake.data = c;
+    uv_timer_init(&c->loop, &c->refresh);
+    c->refresh.data = c;
     conn *ks[2] = {&c->sub, &c->pub};
     for (int i = 0; i < 2; i++) {
         ks[i]->c = c;
@@ -681,6 +927,8 @@ static void thread_main(void *arg) {
     lr_client *c = arg;
     conn_connect(&c->sub);
     conn_connect(&c->pub);
+    unsigned every = c->cfg.presence_ttl_ms / 3;
+    if (every) uv_timer_start(&c->refresh, on_refresh, every, every);
     uv_run(&c->loop, UV_RUN_DEFAULT);
 }
 
@@ -704,6 +952,7 @@ void lr_client_free(lr_client *c) {
     if (c == NULL) return;
     if (!c->thread_started) { /* close the handles lr_client_new made */
         uv_close((uv_handle_t *)&c->wake, NULL);
+        uv_close((uv_handle_t *)&c->refresh, NULL);
         uv_close((uv_handle_t *)&c->sub.retry, NULL);
         uv_close((uv_handle_t *)&c->pub.retry, NULL);
         uv_run(&c->loop, UV_RUN_DEFAULT);
@@ -711,12 +960,14 @@ void lr_client_free(lr_client *c) {
     uv_loop_close(&c->loop);
     for (op *o = c->head, *next; o; o = next) {
         next = o->next;
+        if (o->kind == OP_WHO) o->fn(o->ctx, 0, NULL, NULL, 0, 0); /* every question is answered */
         free(o);
     }
     for (uint32_t i = 0; i < c->interest.cap; i++) free(c->interest.slots[i]);
     lv_names_free(&c->interest);
     pthread_mutex_destroy(&c->lock);
     free(c->sub.writing), free(c->pub.writing), free(c->sub.out), free(c->pub.out);
+    free(c->sub.replies), free(c->pub.replies);
     free(c->host), free(c->password), free(c->prefix), free(c->node_id);
     free(c);
 }

@@ -32,6 +32,24 @@ public protocol Broker: Sendable {
     func publish(_ envelope: Envelope)
     /// The server is shutting down: stop delivering and release the engine's resources.
     func shutdown()
+
+    // Presence across nodes, optional: the defaults below keep `who` and `count` per node.
+
+    /// This node's members of `topic` changed (with `Options.presence`): `joined` gives each
+    /// new member's id and its entry as presence events show it (a JSON object or string),
+    /// `left` the ids that left. On an event-loop thread; must not block.
+    func presenceChanged(topic: String, joined: [(id: String, entry: String)], left: [String])
+    /// The members of `topic` on every node, as JSON entries (at most `limit`), or nil when
+    /// the broker keeps no presence or cannot answer now.
+    func members(of topic: String, limit: Int) async -> [String]?
+    /// How many members `topic` has on every node, or nil (as for `members`).
+    func memberCount(of topic: String) async -> Int?
+}
+
+extension Broker {
+    public func presenceChanged(topic: String, joined: [(id: String, entry: String)], left: [String]) {}
+    public func members(of topic: String, limit: Int) async -> [String]? { nil }
+    public func memberCount(of topic: String) async -> Int? { nil }
 }
 
 /// One publish as it travels between nodes: the message's fields, and the node it was
@@ -78,6 +96,13 @@ public final class BrokerNode: Sendable {
                 "topic": "\(envelope.message.topic)", "error": "\(error)",
             ])
         }
+    }
+
+    /// This node's members of a topic, as `Broker.presenceChanged` reports joins: for a
+    /// broker that must write them again (its engine lost them). Any thread.
+    public func presenceEntries(of topic: String) -> [(id: String, entry: String)] {
+        guard let core = core.value, core.options.presence != nil else { return [] }
+        return core.presenceEntries(Presence(core: core).localIDs(topic))
     }
 
     /// Messages from other nodes fanned out here so far.

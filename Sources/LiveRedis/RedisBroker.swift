@@ -29,6 +29,7 @@ public final class RedisBroker: Broker {
     public let maxQueuedBytes: Int
     public let reconnectDelays: ClosedRange<Duration>
     public let useShardedPubSub: Bool
+    public let presenceTTL: Duration?
     let context: Context
     private let client = Mutex<ClientHandle?>(nil)
 
@@ -41,14 +42,20 @@ public final class RedisBroker: Broker {
     ///   - reconnectDelays: the first and the longest delay between attempts (doubling,
     ///     with jitter).
     ///   - useShardedPubSub: false to stay on `SUBSCRIBE`/`PUBLISH` even on Redis 7.
+    ///   - presenceTTL: with `Options.presence`, each node's members are kept in Redis too,
+    ///     so that `who` and `count` (`Presence.whoJSONEverywhere`, `countEverywhere`) see
+    ///     every node; a node refreshes its entries every third of this, so those of a node
+    ///     that died disappear within it. `nil`: presence stays per node.
     public init(url: RedisURL, channelPrefix: String = "live:", maxQueuedBytes: Int = 8 << 20,
                 reconnectDelays: ClosedRange<Duration> = .milliseconds(100)...(.seconds(5)),
-                useShardedPubSub: Bool = true, logger: Logger = Logger(label: "live.redis")) {
+                useShardedPubSub: Bool = true, presenceTTL: Duration? = .seconds(10),
+                logger: Logger = Logger(label: "live.redis")) {
         self.url = url
         self.channelPrefix = channelPrefix
         self.maxQueuedBytes = maxQueuedBytes
         self.reconnectDelays = reconnectDelays
         self.useShardedPubSub = useShardedPubSub
+        self.presenceTTL = presenceTTL
         context = Context(logger: logger)
     }
 
@@ -73,6 +80,8 @@ public final class RedisBroker: Broker {
                         config.backoff_min_ms = max(1, ms(reconnectDelays.lowerBound))
                         config.backoff_max_ms = max(1, ms(reconnectDelays.upperBound))
                         config.sharded = useShardedPubSub ? 1 : 0
+                        config.presence_ttl_ms = presenceTTL.map { max(3, ms($0)) } ?? 0
+                        config.on_ready = redisReady
                         config.deliver = redisDeliver
                         config.log = redisLog
                         config.user = Unmanaged.passUnretained(context).toOpaque()
@@ -87,10 +96,14 @@ public final class RedisBroker: Broker {
             throw RedisURLError("cannot start the Redis client's thread")
         }
         let handle = ClientHandle(pointer: made)
+        context.client.withLock { $0 = handle }
         client.withLock { $0 = handle }
     }
 
     public func interest(in topic: String, active: Bool) {
+        context.topics.withLock { t in
+            if active { t.insert(topic) } else { t.remove(topic) }
+        }
         client.withLock { h in
             guard let c = h?.pointer else { return }
             var topic = topic
@@ -125,7 +138,54 @@ public final class RedisBroker: Broker {
         }
     }
 
+    public func presenceChanged(topic: String, joined: [(id: String, entry: String)], left: [String]) {
+        guard presenceTTL != nil else { return }
+        client.withLock { h in
+            guard let c = h?.pointer else { return }
+            var topic = topic
+            topic.withUTF8 { t in
+                for (id, entry) in joined {
+                    var (id, entry) = (id, entry)
+                    id.withUTF8 { i in
+                        entry.withUTF8 { e in
+                            lr_client_presence_set(c, cchars(t), t.count, cchars(i), i.count, cchars(e), e.count)
+                        }
+                    }
+                }
+                for id in left {
+                    var id = id
+                    id.withUTF8 { i in lr_client_presence_del(c, cchars(t), t.count, cchars(i), i.count) }
+                }
+            }
+        }
+    }
+
+    public func members(of topic: String, limit: Int) async -> [String]? {
+        await ask(topic, limit: limit, countOnly: false).map(\.entries)
+    }
+
+    public func memberCount(of topic: String) async -> Int? {
+        await ask(topic, limit: 0, countOnly: true).map(\.count)
+    }
+
+    private func ask(_ topic: String, limit: Int, countOnly: Bool) async -> Answer? {
+        guard presenceTTL != nil else { return nil }
+        return await withCheckedContinuation { (k: CheckedContinuation<Answer?, Never>) in
+            let question = Unmanaged.passRetained(Question(k)).toOpaque()
+            let asked = client.withLock { h -> Bool in
+                guard let c = h?.pointer else { return false }
+                var topic = topic
+                topic.withUTF8 { t in
+                    lr_client_who(c, cchars(t), t.count, UInt32(clamping: limit), countOnly ? 1 : 0, redisAnswer, question)
+                }
+                return true
+            }
+            if !asked { Unmanaged<Question>.fromOpaque(question).takeRetainedValue().k.resume(returning: nil) }
+        }
+    }
+
     public func shutdown() {
+        context.client.withLock { $0 = nil }
         guard let c = client.withLock({ h -> OpaquePointer? in defer { h = nil }; return h?.pointer }) else { return }
         lr_client_stop(c)
         lr_client_free(c)
@@ -175,6 +235,11 @@ public final class RedisBroker: Broker {
     final class Context: Sendable {
         let logger: Logger
         let node = Mutex<BrokerNode?>(nil)
+        /// Topics with local interest, whose presence entries are written again when
+        /// Redis comes back (it may have lost them).
+        let topics = Mutex<Set<String>>([])
+        /// The client, for the callbacks that write through it.
+        let client = Mutex<ClientHandle?>(nil)
         init(logger: Logger) { self.logger = logger }
     }
 }
@@ -182,6 +247,55 @@ public final class RedisBroker: Broker {
 /// The C client, shared under the broker's lock (its functions are thread-safe).
 struct ClientHandle: @unchecked Sendable {
     let pointer: OpaquePointer
+}
+
+/// A `who` or `count` answer from Redis.
+struct Answer: Sendable {
+    var entries: [String] = []
+    var count = 0
+}
+
+/// A question waiting for its answer, passed through the C client as its context.
+final class Question: Sendable {
+    let k: CheckedContinuation<Answer?, Never>
+    init(_ k: CheckedContinuation<Answer?, Never>) { self.k = k }
+}
+
+private func cchars(_ b: UnsafeBufferPointer<UInt8>) -> UnsafePointer<CChar>? {
+    UnsafeRawPointer(b.baseAddress)?.assumingMemoryBound(to: CChar.self)
+}
+
+private let redisAnswer: lr_who_fn = { ctx, ok, entries, lens, n, count in
+    guard let ctx else { return }
+    let question = Unmanaged<Question>.fromOpaque(ctx).takeRetainedValue()
+    guard ok != 0 else { return question.k.resume(returning: nil) }
+    var answer = Answer(count: Int(count))
+    if let entries, let lens {
+        answer.entries = (0..<n).map { i in text(entries[i], lens[i]) }
+    }
+    question.k.resume(returning: answer)
+}
+
+/// Redis is (again) reachable: write this node's presence entries again, since a Redis
+/// that restarted has none of them (their TTL makes any left from before harmless).
+private let redisReady: @convention(c) (UnsafeMutableRawPointer?) -> Void = { user in
+    guard let user else { return }
+    let context = Unmanaged<RedisBroker.Context>.fromOpaque(user).takeUnretainedValue()
+    guard let node = context.node.withLock({ $0 }), let c = context.client.withLock({ $0 })?.pointer else { return }
+    for topic in context.topics.withLock({ $0 }) {
+        var topic = topic
+        let entries = node.presenceEntries(of: topic)
+        topic.withUTF8 { t in
+            for (id, entry) in entries {
+                var (id, entry) = (id, entry)
+                id.withUTF8 { i in
+                    entry.withUTF8 { e in
+                        lr_client_presence_set(c, cchars(t), t.count, cchars(i), i.count, cchars(e), e.count)
+                    }
+                }
+            }
+        }
+    }
 }
 
 private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {

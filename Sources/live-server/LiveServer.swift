@@ -55,6 +55,8 @@ struct LiveServer: AsyncParsableCommand {
     var nodeId: String? = nil
     @Option(help: "With --redis: /healthz answers 503 once Redis has been unreachable this many seconds, so a load balancer can drain the node; 0: keep answering 200.")
     var redisUnhealthyAfter = 0
+    @Option(help: "With --redis: seconds after which a node's presence entries in Redis expire unless it refreshes them (every third of it), so a crashed node's members vanish.")
+    var redisPresenceTtl = 10.0
 
     func validate() throws {
         guard (0...65535).contains(port) else {
@@ -71,6 +73,7 @@ struct LiveServer: AsyncParsableCommand {
         {
             throw ValidationError("--node-id must be 1 to 64 letters, digits, - or _")
         }
+        guard redisPresenceTtl >= 0.01 else { throw ValidationError("--redis-presence-ttl must be at least 0.01") }
         guard redisUnhealthyAfter >= 0 else { throw ValidationError("--redis-unhealthy-after must be 0 or more") }
         guard ["json", "msgpack"].contains(defaultCodec) else {
             throw ValidationError("--default-codec must be json or msgpack")
@@ -130,7 +133,7 @@ struct LiveServer: AsyncParsableCommand {
             }
             var redisLogger = logger
             redisLogger[metadataKey: "node"] = "\(options.nodeID)"
-            broker = RedisBroker(url: url, logger: redisLogger)
+            broker = RedisBroker(url: url, presenceTTL: .milliseconds(Int(redisPresenceTtl * 1000)), logger: redisLogger)
             options.broker = broker
             logger.info("sharing topics through \(url) as node \(options.nodeID)")
         }

@@ -10,7 +10,7 @@ duplicate would have come before the marker too.
 from __future__ import annotations
 
 import json
-import signal
+import time
 import uuid
 
 from liveproto import Client, mp_encode
@@ -26,6 +26,17 @@ def client(cluster, node, codec="json"):
     c = Client(node.ws, codec)
     cluster.defer(c.close)
     return c
+
+
+def ask(c, type, t):
+    """The body of the reply to a who or count, past the presence events that may come first."""
+    ref = c.new_ref()
+    c.send(type, t, ref, None)
+    while True:
+        m = c.recv()
+        if m.ref == ref:
+            assert m.type == "reply", m
+            return json.loads(m.body)
 
 
 def publish(c, t, body: dict):
@@ -149,6 +160,8 @@ def test_redis_restart_local_delivery_never_stops_and_cross_node_delivery_resume
         _, h = cluster.health(n)
         assert h["redis_outages"] == "1", h
     assert int(cluster.health(a)[1]["redis_dropped_while_down"]) >= 20
+    # the restarted Redis had no presence entries: each node wrote its own again
+    cluster.wait_until("who across nodes again", lambda: ask(on_a, "count", t)["count"] == 2)
 
 
 def test_a_killed_node_does_not_stop_the_others(cluster):
@@ -211,11 +224,35 @@ def test_presence_events_cross_nodes_with_ids_unique_across_nodes(cluster):
             break
     joined = json.loads(m.body)["joined"]
     assert [(e["id"].split("-")[0], e["name"]) for e in joined] == [("beta", "bob")], joined
-    own = json.loads(first.request("who", t).body)
-    assert [e["id"].split("-")[0] for e in own] == ["alpha"], own  # who is still per node
+    # who and count see the members of every node
+    everyone = ask(first, "who", t)
+    assert sorted((e["id"].split("-")[0], e["name"]) for e in everyone) == [("alpha", "ada"), ("beta", "bob")]
+    assert ask(first, "count", t) == {"count": 2}
     second.close()
     while True:
         m = first.recv()
         if m.type == "presence" and b"left" in m.body:
             break
     assert json.loads(m.body)["left"] == [joined[0]["id"]]
+
+
+def test_a_killed_nodes_members_expire_within_the_ttl(cluster):
+    ttl = 2.0
+    a = cluster.node("--redis-presence-ttl", ttl, name="alive")
+    b = cluster.node("--redis-presence-ttl", ttl, name="doomed")
+    cluster.wait_connected(a, b)
+    t = topic()
+    watcher = client(cluster, a)
+    watcher.join(t)
+    ghosts = [client(cluster, b) for _ in range(3)]
+    for g in ghosts:
+        g.join(t)
+    count = lambda: ask(watcher, "count", t)["count"]  # noqa: E731
+    cluster.wait_until("4 members seen from a", lambda: count() == 4)
+    b.kill()
+    killed = time.monotonic()
+    cluster.wait_until("the killed node's members gone", lambda: count() == 1, timeout=ttl * 5)
+    gone_after = time.monotonic() - killed
+    print(f"a SIGKILLed node's members disappeared {gone_after:.2f} s after the kill (TTL {ttl} s)")
+    assert gone_after <= ttl + 1.0, gone_after  # the TTL, and a second of slack for a loaded machine
+    assert [e["id"].split("-")[0] for e in ask(watcher, "who", t)] == ["alive"]

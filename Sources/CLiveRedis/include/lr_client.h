@@ -35,9 +35,14 @@ typedef struct lr_config {
     unsigned backoff_min_ms; /* first reconnect delay; 0: 100 */
     unsigned backoff_max_ms; /* longest reconnect delay; 0: 5000 */
     int sharded;          /* 1: SSUBSCRIBE/SPUBLISH when Redis has them (7.0+); 0: never */
+    unsigned presence_ttl_ms; /* presence entries in Redis expire this long after the node
+                                 last refreshed them (every third of it); 0: no presence */
     /* An envelope from another node (or this one: check origin) on a topic, on the client's
      * thread; the fields are valid only during the call. */
     void (*deliver)(const lr_envelope *e, void *user);
+    /* The publishing connection is (again) ready: write every presence entry of this node
+     * (lr_client_presence_set), since Redis may have lost them. On the client's thread. */
+    void (*on_ready)(void *user);
     /* A line for the log, on the client's thread. */
     void (*log)(int level, const char *text, void *user);
     void *user;
@@ -68,6 +73,24 @@ void lr_client_interest(lr_client *c, const char *topic, size_t len, int active)
 /* Publishes an envelope (origin is set to the node id). Returns 0 when queued, -1 when
  * dropped (Redis away, the queue full, no memory), counted. Any thread. */
 int lr_client_publish(lr_client *c, const lr_envelope *e);
+/* Presence across nodes (config.presence_ttl_ms > 0). Each topic's members are kept in
+ * Redis as one hash per node, <prefix>p:{topic}:<node> (session id -> entry, the JSON the
+ * presence events use), expiring presence_ttl_ms after the node's last refresh, and a set
+ * of the nodes with members, <prefix>pn:{topic}. A node that dies stops refreshing, so its
+ * entries are gone within the TTL. Any thread; queued like publishes. */
+void lr_client_presence_set(lr_client *c, const char *topic, size_t topic_len, const char *id,
+                            size_t id_len, const char *entry, size_t entry_len);
+void lr_client_presence_del(lr_client *c, const char *topic, size_t topic_len, const char *id,
+                            size_t id_len);
+/* The answer to lr_client_who: ok 0 when Redis could not be asked (then nothing else is
+ * set); else the entries (count_only 0) or the number of members (count_only 1). The
+ * arrays are valid only during the call, on the client's thread. */
+typedef void (*lr_who_fn)(void *ctx, int ok, const char *const *entries, const size_t *lens,
+                          size_t n, uint64_t count);
+/* Asks Redis for a topic's members on every node (at most `limit` entries), or their
+ * number. fn is called exactly once. Any thread. */
+void lr_client_who(lr_client *c, const char *topic, size_t topic_len, unsigned limit,
+                   int count_only, lr_who_fn fn, void *ctx);
 /* Stops the thread and closes the connections; idempotent. Not on the client's thread. */
 void lr_client_stop(lr_client *c);
 /* Frees a stopped (or never started) client. */
