@@ -67,7 +67,9 @@ struct LiveServer: AsyncParsableCommand {
             throw ValidationError("--event-loops must be at most 4 per CPU (\(loopLimit) here), got \(eventLoops)")
         }
         for spec in throttles { _ = try throttlePolicy(spec) }
-        if let redis { _ = try RedisURL(redis) }
+        if let redis {
+            do { _ = try RedisURL(redis) } catch { throw ValidationError("--redis \(error)") }
+        }
         if let nodeId, nodeId.isEmpty || nodeId.utf8.count > 64
             || !nodeId.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || $0 == "-" || $0 == "_" })
         {

@@ -26,8 +26,9 @@ def free_port() -> int:
 
 
 class Redis:
-    def __init__(self, log_path: Path, port: int | None = None):
+    def __init__(self, log_path: Path, port: int | None = None, extra: tuple[str, ...] = ()):
         self.port = port or free_port()
+        self.extra = list(extra)
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
         self.start()
@@ -36,7 +37,7 @@ class Redis:
         """Starts redis-server on self.port and returns once it accepts connections (its
         "Ready to accept connections" line)."""
         argv = [os.environ.get("REDIS_SERVER_BIN", "redis-server"), "--port", str(self.port),
-                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "notice"]
+                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "notice", *self.extra]
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
@@ -70,9 +71,14 @@ class Redis:
         """redis-cli's output; `last`, if given, is the command's last argument, read from
         stdin (-x) so that it may hold any bytes."""
         argv = [os.environ.get("REDIS_CLI_BIN", "redis-cli"), "-p", str(self.port),
+                *(["--no-auth-warning", "-a", self.password] if self.password else []),
                 *(["-x"] if last is not None else []), *args]
         return subprocess.run(argv, input=last, capture_output=True, check=True,
                               timeout=30).stdout.decode(errors="replace")
+
+    @property
+    def password(self) -> str | None:
+        return self.extra[self.extra.index("--requirepass") + 1] if "--requirepass" in self.extra else None
 
     @property
     def url(self) -> str:

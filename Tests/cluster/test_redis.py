@@ -256,3 +256,32 @@ def test_a_killed_nodes_members_expire_within_the_ttl(cluster):
     print(f"a SIGKILLed node's members disappeared {gone_after:.2f} s after the kill (TTL {ttl} s)")
     assert gone_after <= ttl + 1.0, gone_after  # the TTL, and a second of slack for a loaded machine
     assert [e["id"].split("-")[0] for e in ask(watcher, "who", t)] == ["alive"]
+
+
+def test_password_from_the_environment_and_a_database(cluster, tmp_path, monkeypatch):
+    from redisproc import Redis
+    secret = Redis(tmp_path / "redis-auth.log", extra=("--requirepass", "s3cret"))
+    cluster.defer(secret.stop)
+    url = f"redis://127.0.0.1:{secret.port}/3"
+    monkeypatch.setenv("LIVE_REDIS_PASSWORD", "s3cret")
+    a = cluster.node("--redis", url, name="with-password")  # the later --redis wins
+    cluster.wait_connected(a)
+    t = topic()
+    c = client(cluster, a)
+    c.join(t)
+    cluster.wait_until("subscribed with AUTH", lambda: secret.cli("PUBSUB", "SHARDNUMSUB", f"live:{t}").split()[1:] == ["1"])
+    # presence went to database 3
+    cluster.wait_until("presence in db 3", lambda: secret.cli("-n", "3", "EXISTS", f"live:pn:{{{t}}}").strip() == "1")
+    monkeypatch.setenv("LIVE_REDIS_PASSWORD", "wrong")
+    b = cluster.node("--redis", url, name="wrong-password")
+    cluster.wait_until("refused, said once", lambda: "AUTH" in b.stderr())
+    assert not cluster.health(b)[1]["redis"].startswith("connected")
+    assert cluster.health(b)[0] == 200  # still serving its own clients
+
+
+def test_a_bad_redis_url_is_refused_at_start(tmp_path):
+    import subprocess
+    from liveserver import server_binary
+    out = subprocess.run([str(server_binary()), "--port", "0", "--redis", "http://127.0.0.1:6379"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 64 and "--redis http://127.0.0.1:6379: must start with redis://" in out.stderr, out
