@@ -115,6 +115,7 @@ static void bump(atomic_uint_fast64_t *v) { atomic_fetch_add_explicit(v, 1, memo
 /* --- writing --------------------------------------------------------------------------- */
 
 static void conn_fail(conn *k, const char *why);
+static void presence_each_key(lr_client *c, const char *verb, const char *arg);
 
 static int conn_append(conn *k, const char *cmd, size_t len) {
     if (k->out_len + len > k->out_cap) {
@@ -392,7 +393,12 @@ static void conn_ready(conn *k) {
     k->state = C_READY;
     k->backoff_ms = k->c->cfg.backoff_min_ms;
     if (k->role == SUB_CONN) resubscribe_all(k->c);
-    if (k->role == PUB_CONN && k->c->cfg.on_ready) k->c->cfg.on_ready(k->c->cfg.user);
+    if (k->role == PUB_CONN && k->c->cfg.presence_ttl_ms) {
+        /* this node's entries as Redis has them may be stale (leaves made while it was
+         * away): drop them, and on_ready writes the current ones after the drops */
+        presence_each_key(k->c, "DEL", NULL);
+        if (k->c->cfg.on_ready) k->c->cfg.on_ready(k->c->cfg.user);
+    }
     set_connected(k->c);
 }
 
@@ -665,12 +671,8 @@ static int presence_who(lr_client *c, op *o) {
     return rc;
 }
 
-/* Every third of the TTL: this node's entries live on for another TTL. */
-static void on_refresh(uv_timer_t *t) {
-    lr_client *c = t->data;
-    if (c->pub.state != C_READY) return;
-    char ttl[24];
-    int tn = snprintf(ttl, sizeof ttl, "%u", c->cfg.presence_ttl_ms);
+/* `verb key [arg]` for this node's presence key of every topic with local interest. */
+static void presence_each_key(lr_client *c, const char *verb, const char *arg) {
     pthread_mutex_lock(&c->lock);
     for (uint32_t i = 0; i < c->interest.cap; i++) {
         interest_entry *e = (interest_entry *)c->interest.slots[i];
@@ -678,12 +680,21 @@ static void on_refresh(uv_timer_t *t) {
         size_t kl;
         char *key = node_key(c, e->name, e->key.len, &kl);
         if (key == NULL) continue;
-        const char *argv[] = {"PEXPIRE", key, ttl};
-        size_t lens[] = {7, kl, (size_t)tn};
-        pub_command(c, 3, argv, lens, NULL, NULL, 0);
+        const char *argv[] = {verb, key, arg};
+        size_t lens[] = {strlen(verb), kl, arg ? strlen(arg) : 0};
+        pub_command(c, arg ? 3 : 2, argv, lens, NULL, NULL, 0);
         free(key);
     }
     pthread_mutex_unlock(&c->lock);
+}
+
+/* Every third of the TTL: this node's entries live on for another TTL. */
+static void on_refresh(uv_timer_t *t) {
+    lr_client *c = t->data;
+    if (c->pub.state != C_READY) return;
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%u", c->cfg.presence_ttl_ms);
+    presence_each_key(c, "PEXPIRE", ttl);
     conn_flush(&c->pub);
 }
 
