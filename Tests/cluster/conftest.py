@@ -29,7 +29,7 @@ WAIT = 30.0  # an upper bound for reconnects and subscriptions on a loaded machi
 class Cluster:
     def __init__(self, tmp_path: Path):
         self.tmp_path = tmp_path
-        self.redis = Redis(tmp_path / "redis.log")
+        self.redis = Redis(tmp_path / "redis.log", extra=("--enable-debug-command", "local"))
         self.nodes: list[LiveServer] = []
         self.cleanups: list = []
 

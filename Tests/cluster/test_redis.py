@@ -285,3 +285,36 @@ def test_a_bad_redis_url_is_refused_at_start(tmp_path):
     out = subprocess.run([str(server_binary()), "--port", "0", "--redis", "http://127.0.0.1:6379"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 64 and "--redis http://127.0.0.1:6379: must start with redis://" in out.stderr, out
+
+
+def redis_answers(port: int, within: float) -> bool:
+    """Whether Redis answers a PING within `within` seconds."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"PING\r\n")
+        s.settimeout(within)
+        try:
+            return s.recv(16).startswith(b"+PONG")
+        except TimeoutError:
+            return False
+
+
+def test_a_stalled_redis_stalls_no_event_loop(cluster):
+    import subprocess
+    a, b = cluster.node(), cluster.node()
+    cluster.wait_connected(a, b)
+    t = topic()
+    on_a, on_b = client(cluster, a), client(cluster, b)
+    on_a.join(t)
+    on_b.join(t)
+    cluster.wait_subscribed(t, 2)
+    sleeper = subprocess.Popen(["redis-cli", "-p", str(cluster.redis.port), "DEBUG", "SLEEP", "3"],
+                               stdout=subprocess.DEVNULL)
+    cluster.defer(sleeper.wait)
+    cluster.wait_until("Redis asleep", lambda: not redis_answers(cluster.redis.port, 0.2))
+    for k in range(50):  # each one delivered locally at once, Redis asleep or not
+        publish(on_a, t, {"marker": f"m{k}"})
+        assert messages_until_markers(on_a, t, {f"m{k}"}) == []
+    assert not redis_answers(cluster.redis.port, 0.05), "Redis woke up before the test was done"
+    # queued towards Redis meanwhile (within the bound), they reach b once it wakes
+    assert messages_until_markers(on_b, t, {f"m{k}" for k in range(50)}) == []
