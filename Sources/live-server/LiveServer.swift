@@ -57,6 +57,8 @@ struct LiveServer: AsyncParsableCommand {
     var redisUnhealthyAfter = 0
     @Option(help: "With --redis: seconds after which a node's presence entries in Redis expire unless it refreshes them (every third of it), so a crashed node's members vanish.")
     var redisPresenceTtl = 10.0
+    @Option(help: "With --redis: bytes of publishes waiting for Redis; past it they are dropped (counted in /healthz), so a slow Redis cannot make the node hold ever more.")
+    var redisQueueBytes = 8 << 20
 
     func validate() throws {
         guard (0...65535).contains(port) else {
@@ -75,6 +77,7 @@ struct LiveServer: AsyncParsableCommand {
         {
             throw ValidationError("--node-id must be 1 to 64 letters, digits, - or _")
         }
+        guard redisQueueBytes >= 1 else { throw ValidationError("--redis-queue-bytes must be at least 1") }
         guard redisPresenceTtl >= 0.01 else { throw ValidationError("--redis-presence-ttl must be at least 0.01") }
         guard redisUnhealthyAfter >= 0 else { throw ValidationError("--redis-unhealthy-after must be 0 or more") }
         guard ["json", "msgpack"].contains(defaultCodec) else {
@@ -135,7 +138,7 @@ struct LiveServer: AsyncParsableCommand {
             }
             var redisLogger = logger
             redisLogger[metadataKey: "node"] = "\(options.nodeID)"
-            broker = RedisBroker(url: url, presenceTTL: .milliseconds(Int(redisPresenceTtl * 1000)), logger: redisLogger)
+            broker = RedisBroker(url: url, maxQueuedBytes: redisQueueBytes, presenceTTL: .milliseconds(Int(redisPresenceTtl * 1000)), logger: redisLogger)
             options.broker = broker
             logger.info("sharing topics through \(url) as node \(options.nodeID)")
         }

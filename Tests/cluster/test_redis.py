@@ -301,7 +301,7 @@ def redis_answers(port: int, within: float) -> bool:
 
 def test_a_stalled_redis_stalls_no_event_loop(cluster):
     import subprocess
-    a, b = cluster.node(), cluster.node()
+    a, b = cluster.node("--redis-queue-bytes", 4096), cluster.node()
     cluster.wait_connected(a, b)
     t = topic()
     on_a, on_b = client(cluster, a), client(cluster, b)
@@ -315,6 +315,22 @@ def test_a_stalled_redis_stalls_no_event_loop(cluster):
     for k in range(50):  # each one delivered locally at once, Redis asleep or not
         publish(on_a, t, {"marker": f"m{k}"})
         assert messages_until_markers(on_a, t, {f"m{k}"}) == []
+    # a's queue towards Redis is 4 KiB: what did not fit was dropped and counted
+    big = "x" * 1000
+    for k in range(20):
+        publish(on_a, t, {"marker": f"big{k}", "pad": big})
+        assert messages_until_markers(on_a, t, {f"big{k}"}) == []
     assert not redis_answers(cluster.redis.port, 0.05), "Redis woke up before the test was done"
-    # queued towards Redis meanwhile (within the bound), they reach b once it wakes
-    assert messages_until_markers(on_b, t, {f"m{k}" for k in range(50)}) == []
+    assert int(cluster.health(a)[1]["redis_dropped_queue_full"]) > 0
+    # what was queued reaches b once Redis wakes, in order; the rest never does
+    publish(on_a, t, {"marker": "end"})
+    got = []
+    while True:
+        m = on_b.recv()
+        if m.type == "message":
+            body = json.loads(m.body)
+            got.append(body["marker"])
+            if body["marker"] == "end":
+                break
+    small = [g for g in got if g.startswith("m")]
+    assert small == [f"m{k}" for k in range(len(small))] and len(got) < 71, got
