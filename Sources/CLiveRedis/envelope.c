@@ -21,8 +21,10 @@ int lr_envelope_encode(const lr_envelope *e, uint8_t **out, size_t *out_len) {
         rc = msgpack_pack_str(&pk, lens[i]);
         if (rc == 0) rc = msgpack_pack_str_body(&pk, strs[i], lens[i]);
     }
-    if (rc == 0) rc = msgpack_pack_bin(&pk, e->body_len);
-    if (rc == 0) rc = msgpack_pack_bin_body(&pk, e->body, e->body_len);
+    if (rc == 0) rc = e->body_json ? msgpack_pack_str(&pk, e->body_len) : msgpack_pack_bin(&pk, e->body_len);
+    if (rc == 0)
+        rc = e->body_json ? msgpack_pack_str_body(&pk, e->body, e->body_len)
+                          : msgpack_pack_bin_body(&pk, e->body, e->body_len);
     if (rc != 0) {
         msgpack_sbuffer_destroy(&buf);
         return -1;
@@ -80,8 +82,12 @@ int lr_envelope_decode(const uint8_t *data, size_t len, lr_envelope *out) {
         return -1;
     if (take_str(&r, &e.origin, &e.origin_len) != 0 || take_str(&r, &e.type, &e.type_len) != 0 ||
         take_str(&r, &e.topic, &e.topic_len) != 0 || take_str(&r, &e.ref, &e.ref_len) != 0 ||
-        take_bytes(&r, 1, &e.body, &e.body_len) != 0)
+        r.p >= r.end)
         return -1;
+    /* the body: a str marks a JSON value the server wrote, a bin opaque bytes */
+    uint8_t tag = *r.p;
+    e.body_json = (tag & 0xE0) == 0xA0 || (tag >= 0xD9 && tag <= 0xDB);
+    if (take_bytes(&r, !e.body_json, &e.body, &e.body_len) != 0) return -1;
     if (r.p != r.end || e.origin_len == 0 || e.topic_len == 0) return -1;
     *out = e;
     return 0;

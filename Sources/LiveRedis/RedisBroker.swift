@@ -130,6 +130,7 @@ public final class RedisBroker: Broker {
                             e.ref_len = r.count
                             e.body = b.baseAddress?.assumingMemoryBound(to: UInt8.self)
                             e.body_len = b.count
+                            e.body_json = envelope.message.bodyEncoding == .json ? 1 : 0
                             _ = lr_client_publish(c, &e)
                         }
                     }
@@ -314,7 +315,8 @@ private let redisDeliver: @convention(c) (UnsafePointer<lr_envelope>?, UnsafeMut
     guard let node = context.node.withLock({ $0 }) else { return }
     let message = Message(
         type: text(e.type, e.type_len), topic: text(e.topic, e.topic_len), ref: text(e.ref, e.ref_len),
-        body: Bytes(UnsafeRawBufferPointer(start: e.body, count: e.body_len)))
+        body: Bytes(UnsafeRawBufferPointer(start: e.body, count: e.body_len)),
+        bodyEncoding: e.body_json != 0 ? .json : .opaque)
     node.deliver(Envelope(message: message, origin: text(e.origin, e.origin_len)))
 }
 

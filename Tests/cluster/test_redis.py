@@ -228,12 +228,22 @@ def test_presence_events_cross_nodes_with_ids_unique_across_nodes(cluster):
     everyone = ask(first, "who", t)
     assert sorted((e["id"].split("-")[0], e["name"]) for e in everyone) == [("alpha", "ada"), ("beta", "bob")]
     assert ask(first, "count", t) == {"count": 2}
+    # a join on alpha reaches beta's MessagePack member as a native map, as it would on alpha
+    third = Client(a.ws + "?name=cy", "json")
+    cluster.defer(third.close)
+    third.join(t)
+    while True:
+        m = second.recv()
+        if m.type == "presence" and b"cy" in m.body:
+            break
+    assert m.native and json.loads(m.body)["joined"][0]["name"] == "cy", m
     second.close()
     while True:
         m = first.recv()
         if m.type == "presence" and b"left" in m.body:
             break
     assert json.loads(m.body)["left"] == [joined[0]["id"]]
+    third.close()
 
 
 def test_a_killed_nodes_members_expire_within_the_ttl(cluster):

@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     if (!same(e.origin, e.origin_len, f.origin, f.origin_len) ||
         !same(e.type, e.type_len, f.type, f.type_len) ||
         !same(e.topic, e.topic_len, f.topic, f.topic_len) ||
-        !same(e.ref, e.ref_len, f.ref, f.ref_len) || !same(e.body, e.body_len, f.body, f.body_len))
+        !same(e.ref, e.ref_len, f.ref, f.ref_len) || !same(e.body, e.body_len, f.body, f.body_len) ||
+        e.body_json != f.body_json)
         abort();
     free(again);
     return 0;

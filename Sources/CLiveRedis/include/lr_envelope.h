@@ -1,7 +1,9 @@
 /* The envelope a publish travels in between nodes, on a Redis channel.
  *
  * MessagePack, an array of six: ["live1", origin, type, topic, ref, body], the first five
- * strings, the body binary. "live1" marks the format and its version, so that anything
+ * strings; the body a bin for opaque bytes (what clients publish), or a str for one JSON
+ * value the server wrote itself (Message.BodyEncoding.json: a presence event), which
+ * codecs with a native form render natively on every node. "live1" marks the format and its version, so that anything
  * else published on the channel (by another program, or a later format) is recognised as
  * foreign and dropped instead of guessed at. */
 #ifndef LR_ENVELOPE_H
@@ -21,6 +23,7 @@ typedef struct lr_envelope {
     size_t ref_len;
     const uint8_t *body;
     size_t body_len;
+    int body_json; /* 1: the body is one JSON value the server wrote (a str); 0: opaque (a bin) */
 } lr_envelope;
 
 /* The envelope's bytes in a malloc'd buffer (*out, *out_len; the caller frees it).
