@@ -118,6 +118,11 @@ let package = Package(
             path: "Sources/live-echo"
         ),
         .testTarget(
+            name: "LiveRedisTests",
+            dependencies: ["LiveRedis"],
+            path: "Tests/LiveRedisTests"
+        ),
+        .testTarget(
             name: "LiveTests",
             dependencies: ["Live", .product(name: "HTTPTypes", package: "swift-http-types")],
             path: "Tests/LiveTests"
