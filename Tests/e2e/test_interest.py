@@ -1,6 +1,7 @@
 """Interest (--interest): the node-wide on_interest callback, which a broker between server
 processes uses to be subscribed to a topic exactly while the node has a local subscriber.
-The test server broadcasts each call to every session as "interest +T" or "interest -T";
+The test server broadcasts each call to every session as "interest +T" or "interest -T"
+(and logs them in call order for /interestlog);
 a "/broadcast MARK" sent after the actions shows that nothing else was reported before it
 (a session's loop delivers the broadcasts it is handed in order)."""
 
@@ -87,3 +88,24 @@ def test_many_topics_come_and_go(live, srv):
         got.add(text[len("interest -"):])
     assert got == set(names)
     assert mark(other, watcher, "m2") == []
+
+
+def test_churn_on_both_loops_alternates_and_ends_inactive(live, srv):
+    """Sessions on both loops join and leave one topic over and over, at once: the node's
+    calls for it must alternate +, -, +, ... and end with "-" once every one has left."""
+    watcher = live.ws(srv)
+    clients = [live.ws(srv) for _ in range(8)]
+    for _ in range(20):
+        for c in clients:
+            c.send_text("/sub churn")
+        for c in clients:
+            c.send_text("/unsub churn")
+    for c in clients:  # every command taken: /id's answer (a number) comes after all the rest
+        c.send_text("/id")
+        while not c.recv_text().isdigit():
+            pass
+    # the calls in the order the server made them (broadcasts from two loops may reach the
+    # watcher in either order, so the test server also logs them)
+    seen = cmd(watcher, "/interestlog").split()[1:]
+    assert seen, "the topic never became active"
+    assert seen == ["+churn", "-churn"] * (len(seen) // 2), seen
