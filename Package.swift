@@ -6,6 +6,8 @@ let package = Package(
     products: [
         .library(name: "Live", targets: ["Live"]),
         .library(name: "LiveRooms", targets: ["LiveRooms"]),
+        // Many live-server processes sharing topics through Redis (Options.broker).
+        .library(name: "LiveRedis", targets: ["LiveRedis"]),
         .executable(name: "live-server", targets: ["live-server"]),
         .executable(name: "live-load", targets: ["live-load"]),
         .executable(name: "live-echo", targets: ["live-echo"]),
@@ -55,6 +57,28 @@ let package = Package(
             ],
             path: "Sources/Live"
         ),
+        // hiredis from Debian's libhiredis-dev (RESP formatting and parsing), for LiveRedis
+        // only: an app that stays on one node links no Redis client.
+        .systemLibrary(
+            name: "CHiredis",
+            path: "Sources/CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // The Redis client (its own libuv thread, two connections) and the envelope codec.
+        .target(
+            name: "CLiveRedis",
+            dependencies: ["CHiredis", "CUV", "CMsgPack", "CLive"],
+            path: "Sources/CLiveRedis",
+            publicHeadersPath: "include",
+            // warnings as errors: scripts/build-c compiles it with the core
+            cSettings: [.headerSearchPath("../../CLive/src")]
+        ),
+        .target(
+            name: "LiveRedis",
+            dependencies: ["Live", "CLiveRedis", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/LiveRedis"
+        ),
         // The conventions of live-server (join, leave, publish, echo, replies) over Live.
         .target(
             name: "LiveRooms",
@@ -77,6 +101,7 @@ let package = Package(
                 "Live",
                 "LiveCommandLine",
                 "LiveRooms",
+                "LiveRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -96,6 +121,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/live-echo"
+        ),
+        .testTarget(
+            name: "LiveRedisTests",
+            dependencies: ["LiveRedis"],
+            path: "Tests/LiveRedisTests"
         ),
         .testTarget(
             name: "LiveTests",

@@ -105,6 +105,12 @@ typedef struct clive_callbacks {
     void (*on_presence)(const char *topic, size_t topic_len, const uint64_t *joined,
                         size_t joined_count, const uint64_t *left, size_t left_count,
                         void *user);
+    /* Optional, for a broker between server processes: this node's first subscriber of a
+     * topic appeared on any loop (active 1), or its last one left (active 0). For each
+     * topic the calls alternate, starting with active 1, in the order they happened. On
+     * the loop thread where the change happened, under a server-wide lock: it must not
+     * block and must not subscribe or unsubscribe. */
+    void (*on_interest)(const char *topic, size_t topic_len, int active, void *user);
     void *user;
 } clive_callbacks;
 

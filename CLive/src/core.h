@@ -10,6 +10,7 @@
 #include "clive.h"
 #include "frame.h"
 #include "inbox.h"
+#include "interest.h"
 #include "peers.h"
 #include "presence.h"
 #include "sendq.h"
@@ -168,6 +169,7 @@ struct clive_server {
     char error[192];         /* what the last failure was about (clive_server_error) */
     lv_presence presence;    /* with options.presence */
     lv_peers peers;          /* connections per address, with options.max_sessions_per_ip */
+    lv_interest interest;    /* topics with local subscribers, for callbacks.on_interest */
 };
 
 /* Drops a reference to the server; the last one frees it (server.c). */
@@ -230,7 +232,8 @@ void lv_loop_defer(clive_session *s);
 void lv_loop_backlog(clive_session *s);
 /* Records a join or leave for presence (a no-op when presence is off). Loop thread. */
 void lv_loop_presence(lv_loop *l, lv_sub *sub, uint64_t id, int joined);
-/* Gives a new topic its policy (throttle, latest-only). Loop thread. */
+/* Gives a new topic its policy (throttle, latest-only) and counts it in the node's
+ * interest (interest.h). Loop thread, once per topic. */
 void lv_loop_apply_policy(lv_loop *l, lv_topic *tp);
 /* Holds a throttled topic's publish back until its interval ends. Loop thread. */
 void lv_loop_hold_back(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size_t count);

@@ -225,6 +225,7 @@ static void on_prepare(uv_prepare_t *handle) {
 void lv_loop_apply_policy(lv_loop *l, lv_topic *tp) {
     const clive_options *o = &l->server->options;
     tp->policy_set = true;
+    lv_interest_change(&l->server->interest, &o->callbacks, tp->name, tp->key.len, tp->key.hash, 1);
     for (size_t i = 0; i < o->topic_policy_count; i++) {
         const clive_topic_policy *p = &o->topic_policies[i];
         size_t k = strlen(p->prefix);
@@ -314,6 +315,10 @@ static void on_throttle_timer(uv_timer_t *handle) {
 
 /* topics.c calls this before it frees an emptied topic. */
 static void on_topic_freed(void *ctx, lv_topic *tp) {
+    lv_loop *l = ctx;
+    if (tp->policy_set) /* it was counted in the interest when it got its policy */
+        lv_interest_change(&l->server->interest, &l->server->options.callbacks, tp->name,
+                           tp->key.len, tp->key.hash, -1);
     unlist_throttled(ctx, tp);
     release_pending(tp);
     free(tp->pending);

@@ -145,6 +145,7 @@ int clive_server_new(const clive_options *options, clive_server **out) {
     lv_names_seed();
     lv_presence_init(&srv->presence);
     lv_peers_init(&srv->peers);
+    lv_interest_init(&srv->interest, options->callbacks.on_interest != NULL);
     int err = CLIVE_OK;
     clive_options *o = &srv->options;
     if (o->subprotocol_count) {
@@ -354,6 +355,7 @@ void lv_server_release(clive_server *srv) {
     free(srv->loops);
     lv_presence_free(&srv->presence);
     lv_peers_free(&srv->peers);
+    lv_interest_free(&srv->interest);
     for (size_t i = 0; i < srv->owned_count; i++) free(srv->owned_strings[i]);
     free(srv->owned_strings);
     free(srv->owned_policies);

@@ -90,6 +90,15 @@ public struct Options: Sendable {
     public var rateLimit: RateLimit? = nil
     /// Presence: who is in each topic, and join/leave events. `nil`: off.
     public var presence: PresenceOptions? = nil
+    /// Carries publishes to and from the other server processes ("nodes") that serve the
+    /// same topics, e.g. `RedisBroker` from the `LiveRedis` product.
+    /// `nil` (the default): this process is the whole world.
+    public var broker: (any Broker)? = nil
+    /// This node's id among the nodes of a broker: in each `Envelope` it publishes, so that
+    /// its own messages are not delivered twice. With a broker it also begins every session
+    /// id ("<nodeID>-<n>"), so that ids are unique across nodes. Default: 12 random hex
+    /// digits, new for every process.
+    public var nodeID: String = Options.randomNodeID()
 
     /// Decides whether an upgrade may proceed and what the session's `Meta` is. Runs in a
     /// task, so it may await I/O; the connection waits (up to `handshakeTimeout`). Throw
@@ -114,6 +123,14 @@ public struct Options: Sendable {
     public var onHTTP: (@Sendable (Request) async -> Response)? = nil
 
     public init() {}
+
+    /// 12 random hex digits: a node id that another process is unlikely to share.
+    public static func randomNodeID() -> String {
+        var g = SystemRandomNumberGenerator()
+        let n = g.next() & 0xFFFF_FFFF_FFFF
+        let hex = String(n, radix: 16)
+        return String(repeating: "0", count: 12 - hex.count) + hex
+    }
 
     /// How the topics that start with `prefix` behave.
     public struct TopicPolicy: Sendable, Hashable {

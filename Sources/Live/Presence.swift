@@ -56,7 +56,7 @@ public struct Presence: Sendable {
     /// presence is off). Only those are copied, so a capped `who` on a huge topic is cheap;
     /// `count` gives the true size.
     public func who(_ topic: String, limit: Int = .max) -> [Session.ID] {
-        ids(topic, limit: limit).map { String($0) }
+        ids(topic, limit: limit).map { core?.publicID($0) ?? String($0) }
     }
 
     /// How many sessions are subscribed to a topic, without building the list.
@@ -72,6 +72,28 @@ public struct Presence: Sendable {
         guard let core else { return "[]" }
         return Bytes(core.presenceJSON(ids(topic, limit: limit)[...], withPublicField: true))
     }
+
+    /// `whoJSON` across every node sharing topics through `Options.broker`, when the broker
+    /// keeps presence (`RedisBroker`): asks it, and falls back to this node's members when
+    /// it cannot answer (Redis away). Without such a broker, the same as `whoJSON`.
+    public func whoJSONEverywhere(_ topic: String, limit: Int = .max) async -> Bytes {
+        if let broker = core?.options.broker, let entries = await broker.members(of: topic, limit: limit) {
+            return Bytes("[" + entries.joined(separator: ",") + "]")
+        }
+        return whoJSON(topic, limit: limit)
+    }
+
+    /// `count` across every node, as `whoJSONEverywhere` does for `who`.
+    public func countEverywhere(_ topic: String) async -> Int {
+        if let broker = core?.options.broker, let n = await broker.memberCount(of: topic) { return n }
+        return count(topic)
+    }
+
+    /// Whether `whoJSONEverywhere` and `countEverywhere` may ask other nodes (a broker is
+    /// set), so that a caller on an event loop knows to await them in a task.
+    public var spansNodes: Bool { core?.options.broker != nil }
+
+    func localIDs(_ topic: String) -> [UInt64] { ids(topic, limit: .max) }
 
     private func ids(_ topic: String, limit: Int) -> [UInt64] {
         guard let core, limit > 0 else { return [] }
@@ -104,23 +126,32 @@ extension ServerCore {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             if let field {
                 out.append(contentsOf: #"{"id":"#.utf8)
-                JSONCodec.appendQuoted(String(id), to: &out)
+                JSONCodec.appendQuoted(publicID(id), to: &out)
                 out.append(UInt8(ascii: ","))
                 JSONCodec.appendQuoted(field, to: &out)
                 out.append(UInt8(ascii: ":"))
                 JSONCodec.appendQuoted(prefix(values[id] ?? "", utf8Bytes: maxValueBytes), to: &out)
                 out.append(UInt8(ascii: "}"))
             } else {
-                JSONCodec.appendQuoted(String(id), to: &out)
+                JSONCodec.appendQuoted(publicID(id), to: &out)
             }
         }
         out.append(UInt8(ascii: "]"))
         return out
     }
 
+    /// Each id with its presence entry (the JSON object or string events list), for a broker.
+    func presenceEntries(_ ids: [UInt64]) -> [(id: String, entry: String)] {
+        ids.map { id in
+            let array = presenceJSON([id][...], withPublicField: true)  // "[entry]"
+            return (publicID(id), String(decoding: array.dropFirst().dropLast(), as: UTF8.self))
+        }
+    }
+
     /// Publishes one batch of joins and leaves as presence events of at most
     /// `maxEventEntries` entries each. Loop thread.
     func presenceChanged(topic: String, joined: [UInt64], left: [UInt64]) {
+        options.broker?.presenceChanged(topic: topic, joined: presenceEntries(joined), left: left.map(publicID))
         guard let presence = options.presence, presence.events else { return }
         if !presence.topicPrefixes.isEmpty && !presence.topicPrefixes.contains(where: { topic.hasPrefix($0) }) {
             return

@@ -79,7 +79,7 @@ public final class Server: Service, Sendable {
     /// accepted and removed just before `onClose`, so that an app can act on one it only
     /// knows the id of (an admin closing an abusive client, a presence list's entry).
     public func session(id: Session.ID) -> Session? {
-        guard let key = UInt64(id) else { return nil }
+        guard let key = core.localID(id) else { return nil }
         return core.sessions.withLock { $0[key] }
     }
 

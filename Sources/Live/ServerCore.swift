@@ -32,6 +32,9 @@ final class ServerCore: @unchecked Sendable {
     /// Set by `shutdown()`: publishes and broadcasts then throw `SessionError.closed`
     /// without encoding anything.
     let shuttingDown = Atomic<Bool>(false)
+    /// With a broker, "<nodeID>-" before every session id, so that ids are unique across
+    /// the nodes that share topics (presence lists and events cross nodes); else "".
+    let idPrefix: String
     /// `options.maxRefLength`, read for every received message.
     let maxRefLength: Int
     /// swift-metrics reporting (Metrics.swift): sessions accepted so far, publishes a
@@ -54,6 +57,7 @@ final class ServerCore: @unchecked Sendable {
         defaultSlot = options.defaultCodecSlot
         logger = options.logger
         maxRefLength = options.maxRefLength
+        idPrefix = options.broker == nil ? "" : options.nodeID + "-"
         sessionsPerSlot = codecs.map { _ in Counter() }
         encodeFailures = codecs.map { _ in Counter() }
         metrics = MetricsReporter(logger: options.logger, codecNames: codecs.map(\.name),
@@ -65,6 +69,7 @@ final class ServerCore: @unchecked Sendable {
             c.callbacks.on_message = liveOnMessage
             c.callbacks.on_close = liveOnClose
             if options.presence != nil { c.callbacks.on_presence = liveOnPresence }
+            if options.broker != nil { c.callbacks.on_interest = liveOnInterest }
             return clive_server_new(&c, &server)
         }
         guard rc == CLIVE_OK.rawValue, let server else { throw ServerError(rc) }
@@ -96,6 +101,8 @@ final class ServerCore: @unchecked Sendable {
             s.started = true
         }
         setCallbackContext()
+        // The broker starts before the loops, so it hears every topic's first subscriber.
+        try options.broker?.start(node: BrokerNode(id: options.nodeID, core: self))
         let rc = clive_server_start(handle)
         if rc == CLIVE_ECLOSED.rawValue {  // shut down before it started: it is stopped
             state.withLock { $0.stopped = true }
@@ -128,6 +135,7 @@ final class ServerCore: @unchecked Sendable {
     func shutdown() {
         shuttingDown.store(true, ordering: .relaxed)
         clive_server_shutdown(handle)
+        options.broker?.shutdown()
     }
 
     /// Returns once the loops have stopped (at once if they never started).
@@ -164,6 +172,15 @@ final class ServerCore: @unchecked Sendable {
             }
         }
         state.withLock { $0.reporting = task }
+    }
+
+    /// A session's id as the app and clients see it (`Session.ID`).
+    func publicID(_ id: UInt64) -> String { idPrefix.isEmpty ? String(id) : idPrefix + String(id) }
+
+    /// The core's id of a session of this node, from its public id.
+    func localID(_ id: String) -> UInt64? {
+        guard id.hasPrefix(idPrefix) else { return nil }
+        return UInt64(id.dropFirst(idPrefix.count))
     }
 
     /// The core's subprotocol list is the codec table, so its index is the slot.
@@ -219,7 +236,19 @@ final class ServerCore: @unchecked Sendable {
 
     // MARK: publishing
 
+    /// Delivers to this node's subscribers at once, then hands the message to the broker
+    /// (if any) for the other nodes.
     func publish(_ message: Message, to topic: String) throws {
+        try publishLocally(message, to: topic)
+        if let broker = options.broker {
+            var message = message
+            message.topic = topic
+            broker.publish(Envelope(message: message, origin: options.nodeID))
+        }
+    }
+
+    /// This node's subscribers only: a local publish, or one a broker brought in.
+    func publishLocally(_ message: Message, to topic: String) throws {
         if shuttingDown.load(ordering: .relaxed) { throw SessionError.closed }
         let frames = encodeForSessions(message, what: topic)
         defer { frames.forEach { if let f = $0 { clive_frame_release(f) } } }
@@ -423,6 +452,11 @@ extension Duration {
         let (s, atto) = components
         return s * 1_000_000_000 + atto / 1_000_000_000
     }
+}
+
+private let liveOnInterest: @convention(c) (UnsafePointer<CChar>?, Int, Int32, UnsafeMutableRawPointer?) -> Void = {
+    topic, topicLength, active, user in
+    core(user).options.broker?.interest(in: string(topic, topicLength), active: active != 0)
 }
 
 /// An atomic count that can sit in an array.

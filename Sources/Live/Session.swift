@@ -35,7 +35,7 @@ public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomS
         clive_session_retain(handle)
         self.handle = handle
         self.core = core
-        self.id = String(clive_session_id(handle))
+        self.id = core.publicID(clive_session_id(handle))
         self.meta = meta
         let index = clive_session_subprotocol(handle)
         self.subprotocol = index >= 0 ? codec.name : nil

@@ -85,12 +85,21 @@ public final class Rooms: Sendable {
             case "echo":
                 try session.send(message)
                 return
-            case "who":
+            case "who", "count":
                 try requireTopic(topic, served)
-                replyBody = presence.whoJSON(topic, limit: whoLimit)
-            case "count":
-                try requireTopic(topic, served)
-                replyBody = Bytes(#"{"count":\#(presence.count(topic))}"#)
+                if presence.spansNodes {
+                    // other nodes' members are in Redis: ask off the event loop, reply from there
+                    let (whoLimit, isWho) = (whoLimit, message.type == "who")
+                    Task {
+                        let body = isWho ? await presence.whoJSONEverywhere(topic, limit: whoLimit)
+                            : Bytes(#"{"count":\#(await presence.countEverywhere(topic))}"#)
+                        guard !message.ref.isEmpty else { return }
+                        try? session.send(Message(type: "reply", topic: topic, ref: message.ref, body: body, bodyEncoding: .json))
+                    }
+                    return
+                }
+                replyBody = message.type == "who" ? presence.whoJSON(topic, limit: whoLimit)
+                    : Bytes(#"{"count":\#(presence.count(topic))}"#)
             default:
                 if let fallback {
                     fallback(session, message)

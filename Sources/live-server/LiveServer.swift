@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import Live
 import LiveCommandLine
+import LiveRedis
 import LiveRooms
 import Logging
 import HTTPTypes
@@ -54,6 +55,17 @@ struct LiveServer: AsyncParsableCommand {
     @Flag(help: "Serve GET /dashboard and publish the server's figures to it once a second (they reveal load).")
     var dashboard = false
 
+    @Option(help: "Share topics with other live-server processes through Redis: redis://HOST[:PORT][/DB] (the password, if any, from the environment variable LIVE_REDIS_PASSWORD).")
+    var redis: String? = nil
+    @Option(help: "This node's id among the nodes sharing a Redis (letters, digits, - and _); default: generated.")
+    var nodeId: String? = nil
+    @Option(help: "With --redis: /healthz answers 503 once Redis has been unreachable this many seconds, so a load balancer can drain the node; 0: keep answering 200.")
+    var redisUnhealthyAfter = 0
+    @Option(help: "With --redis: seconds after which a node's presence entries in Redis expire unless it refreshes them (every third of it), so a crashed node's members vanish.")
+    var redisPresenceTtl = 10.0
+    @Option(help: "With --redis: bytes of publishes waiting for Redis; past it they are dropped (counted in /healthz), so a slow Redis cannot make the node hold ever more.")
+    var redisQueueBytes = 8 << 20
+
     func validate() throws {
         guard (0...65535).contains(port) else {
             throw ValidationError("--port must be 0...65535 (0 picks a free port), got \(port)")
@@ -63,6 +75,17 @@ struct LiveServer: AsyncParsableCommand {
             throw ValidationError("--event-loops must be at most 4 per CPU (\(loopLimit) here), got \(eventLoops)")
         }
         for spec in throttles { _ = try throttlePolicy(spec) }
+        if let redis {
+            do { _ = try RedisURL(redis) } catch { throw ValidationError("--redis \(error)") }
+        }
+        if let nodeId, nodeId.isEmpty || nodeId.utf8.count > 64
+            || !nodeId.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || $0 == "-" || $0 == "_" })
+        {
+            throw ValidationError("--node-id must be 1 to 64 letters, digits, - or _")
+        }
+        guard redisQueueBytes >= 1 else { throw ValidationError("--redis-queue-bytes must be at least 1") }
+        guard redisPresenceTtl >= 0.01 else { throw ValidationError("--redis-presence-ttl must be at least 0.01") }
+        guard redisUnhealthyAfter >= 0 else { throw ValidationError("--redis-unhealthy-after must be 0 or more") }
         guard ["json", "msgpack"].contains(defaultCodec) else {
             throw ValidationError("--default-codec must be json or msgpack")
         }
@@ -135,10 +158,25 @@ struct LiveServer: AsyncParsableCommand {
             }
             return ["name": display]
         }
+        if let nodeId { options.nodeID = nodeId }
+        var broker: RedisBroker? = nil
+        if let redis {
+            var url = try RedisURL(redis)
+            if let secret = ProcessInfo.processInfo.environment["LIVE_REDIS_PASSWORD"], !secret.isEmpty {
+                url.password = secret
+            }
+            var redisLogger = logger
+            redisLogger[metadataKey: "node"] = "\(options.nodeID)"
+            broker = RedisBroker(url: url, maxQueuedBytes: redisQueueBytes, presenceTTL: .milliseconds(Int(redisPresenceTtl * 1000)), logger: redisLogger)
+            options.broker = broker
+            logger.info("sharing topics through \(url) as node \(options.nodeID)")
+        }
+        let health = Health(broker: broker, unhealthyAfter: .seconds(redisUnhealthyAfter))
         let assets = try Assets(dashboardToken: dashboardToken)
         let mainMetrics = metricsPort == nil ? metrics : nil
         options.onHTTP = { request in
             if request.path == "/metrics", let mainMetrics, request.method == .get { return mainMetrics.response() }
+            if request.path == "/healthz" { return health.response(for: request) }
             return assets.response(for: request)
         }
         let rooms = Rooms(authorize: DemoPolicy.authorize, whoLimit: whoLimit)
@@ -162,6 +200,34 @@ struct LiveServer: AsyncParsableCommand {
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                                  logger: logger))
         try await group.run()
+    }
+}
+
+/// /healthz: "ok", and with --redis the broker's state. Answers 503 when the node has
+/// been cut off from Redis longer than --redis-unhealthy-after (when that is not 0).
+struct Health: Sendable {
+    let broker: RedisBroker?
+    let unhealthyAfter: Duration
+
+    func response(for request: Request) -> Response {
+        var status: HTTPResponse.Status = .ok
+        var text = "ok\n"
+        if let broker {
+            let s = broker.stats
+            let state = s.connected ? "connected (\(s.sharded ? "sharded" : "plain") pub/sub)"
+                : "unreachable for \(s.downFor.components.seconds * 1000 + s.downFor.components.attoseconds / 1_000_000_000_000_000) ms"
+            if !s.connected && unhealthyAfter > .zero && s.downFor >= unhealthyAfter {
+                status = .serviceUnavailable
+                text = "unhealthy: cut off from redis\n"
+            }
+            text += "redis: \(state)\n"
+            text += "redis_outages: \(s.outages)\nredis_published: \(s.published)\n"
+            text += "redis_dropped_while_down: \(s.droppedWhileDown)\nredis_dropped_queue_full: \(s.droppedQueueFull)\n"
+            text += "redis_received: \(s.received)\nredis_malformed: \(s.malformed)\nredis_topics: \(s.topics)\n"
+        }
+        var response = Response(status: status, contentType: "text/plain", body: Bytes(text))
+        if request.method == .head { response.body = Bytes() }
+        return response
     }
 }
 

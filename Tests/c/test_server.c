@@ -53,6 +53,13 @@ static int starts_with(const uint8_t *d, size_t n, const char *prefix) {
 /* snprintf's return value is the length it wanted; never send more than was written. */
 static size_t written(int k, size_t cap) { return k < 0 ? 0 : (size_t)k < cap ? (size_t)k : cap - 1; }
 
+/* --interest: on_interest's calls in order (see on_interest) */
+static pthread_mutex_t interest_lock = PTHREAD_MUTEX_INITIALIZER;
+static char interest_log[4096]; /* "+T -T ..." in call order, for /interestlog (the broadcasts
+                                   of two loops may reach a session in either order) */
+static size_t interest_log_len;
+
+
 static void send_text(clive_session *s, const char *text, size_t len) {
     clive_frame *f = clive_frame_new(0, text, len);
     if (f == NULL) return;
@@ -268,6 +275,12 @@ static void on_message(clive_session *s, int binary, const uint8_t *d, size_t n,
             else
                 send_from_thread(w);
         }
+    } else if (!binary && n == 12 && memcmp(d, "/interestlog", 12) == 0) {
+        char log[sizeof interest_log + 16];
+        pthread_mutex_lock(&interest_lock);
+        int k = snprintf(log, sizeof log, "log %s", interest_log);
+        pthread_mutex_unlock(&interest_lock);
+        send_text(s, log, written(k, sizeof log));
     } else if (!binary && n == 3 && memcmp(d, "/id", 3) == 0) {
         int k = snprintf(reply, sizeof reply, "%llu",
                          (unsigned long long)clive_session_id(s));
@@ -310,6 +323,22 @@ static void on_presence(const char *topic, size_t len, const uint64_t *joined, s
     append_ids(text, sizeof text, &k, '-', left, nl);
     clive_frame *f = clive_frame_new(0, text, (size_t)k);
     clive_publish(server, topic, len, &f, 1);
+    clive_frame_release(f);
+}
+
+/* --interest: every open session hears the node's interest changes as "interest +T" and
+ * "interest -T" (a broadcast does not subscribe, so it is allowed under on_interest). */
+static void on_interest(const char *topic, size_t len, int active, void *user) {
+    (void)user;
+    pthread_mutex_lock(&interest_lock);
+    int w = snprintf(interest_log + interest_log_len, sizeof interest_log - interest_log_len,
+                     "%s%c%.*s", interest_log_len ? " " : "", active ? '+' : '-', (int)len, topic);
+    interest_log_len += written(w, sizeof interest_log - interest_log_len);
+    pthread_mutex_unlock(&interest_lock);
+    char text[512];
+    int k = snprintf(text, sizeof text, "interest %c%.*s", active ? '+' : '-', (int)len, topic);
+    clive_frame *f = clive_frame_new(0, text, written(k, sizeof text));
+    clive_broadcast(server, &f, 1);
     clive_frame_release(f);
 }
 
@@ -379,7 +408,8 @@ int main(int argc, char **argv) {
         .max_sessions_per_ip = opt(argc, argv, "--max-per-ip", 0),
         .share_port = flag(argc, argv, "--share-port"),
         .callbacks = {.on_request = on_request, .on_message = on_message,
-                      .on_close = on_close, .on_presence = on_presence},
+                      .on_close = on_close, .on_presence = on_presence,
+                      .on_interest = flag(argc, argv, "--interest") ? on_interest : NULL},
     };
     char why[192];
     int err = clive_options_check(&o, why, sizeof why);

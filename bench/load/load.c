@@ -71,6 +71,12 @@ static struct {
          .connections = 100, .subscribers = 1000, .window = 32, .body = 64, .concurrency = 256,
          .duration = 10, .rate = 0, .warmup = 1, .workers = 1};
 
+/* --sub-port: subscribers connect to these ports in turn (nodes sharing topics through a
+ * broker), the publisher to --port */
+#define MAX_SUB_PORTS 16
+static int sub_ports[MAX_SUB_PORTS], nsub_ports;
+static int publisher_index = -1; /* conns[] index of the fanout publisher, or -1 */
+
 static int ep;
 static conn *conns;
 static int nconns;
@@ -395,7 +401,9 @@ static void start_connect(conn *c) {
     struct sockaddr_in src = {.sin_family = AF_INET};
     src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->index % 250));
     if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0) die("bind source address");
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+    int port = opt.port;
+    if (nsub_ports && c - conns != publisher_index) port = sub_ports[c->index % nsub_ports];
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, opt.host, &dst.sin_addr);
     if (connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0 && errno != EINPROGRESS) die("connect");
     c->fd = fd;
@@ -783,6 +791,8 @@ static void print_help(FILE *to) {
             "options (default in brackets):\n"
             "  --host IP          the server's IPv4 address [%s]\n"
             "  --port N           the server's port, 1-65535 [%d]\n"
+            "  --sub-port N       fanout: subscribers connect to these ports in turn, the\n"
+            "                     publisher to --port (repeat it; nodes sharing topics) [--port]\n"
             "  --path PATH        the WebSocket path [%s]\n"
             "  --connections N    connections (connect, echo, topics, presence) [%d]\n"
             "  --subscribers N    subscribers (fanout) [%d]\n"
@@ -839,7 +849,7 @@ static void parse_args(int argc, char **argv) {
         {"subscribers", 1, 0, 's'}, {"window", 1, 0, 'w'}, {"rate", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"body", 1, 0, 'b'}, {"pid", 1, 0, 'i'}, {"label", 1, 0, 'l'},
         {"concurrency", 1, 0, 'C'}, {"warmup", 1, 0, 'W'}, {"slow", 1, 0, 'S'},
-        {"workers", 1, 0, 'k'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"workers", 1, 0, 'k'}, {"sub-port", 1, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const long many = 1000000; /* far past what one machine's descriptors allow */
     opterr = 0; /* the messages below name the option */
     int ch;
@@ -847,6 +857,10 @@ static void parse_args(int argc, char **argv) {
         switch (ch) {
         case 'h': print_help(stdout); exit(0);
         case 'p': opt.port = (int)parse_long("port", optarg, 1, 65535); break;
+        case 'q':
+            if (nsub_ports == MAX_SUB_PORTS) usage_error("--sub-port: at most %d of them", MAX_SUB_PORTS);
+            sub_ports[nsub_ports++] = (int)parse_long("sub-port", optarg, 1, 65535);
+            break;
         case 'H': {
             struct in_addr a;
             if (inet_pton(AF_INET, optarg, &a) != 1) usage_error("--host: '%s' is not an IPv4 address", optarg);
@@ -910,6 +924,7 @@ int main(int argc, char **argv) {
     }
     int has_publisher = fan && worker <= 0;
     nconns = hi - lo + has_publisher;
+    publisher_index = has_publisher ? nconns - 1 : -1;
     if ((rlim_t)nconns + 64 > rl.rlim_cur) {
         fprintf(stderr, "need %d descriptors, limit %llu\n", nconns + 64, (unsigned long long)rl.rlim_cur);
         return 2;
