@@ -348,8 +348,8 @@ size_t clive_presence_list(clive_server *server, const char *topic, size_t topic
 /* The client side of RFC 6455, ws:// only. One libuv loop thread, started by the first
  * clive_client_connect and kept for the life of the process, serves every client
  * connection of the process. Callbacks run on that thread and must not block; the
- * functions below may be called from any thread (off the loop they post a command and
- * return without waiting).
+ * functions below may be called from any thread: off the loop they post a command and
+ * return without waiting; on it (from a callback) they act at once.
  *
  * Ownership. clive_client_connect hands the caller one reference; the loop holds its own
  * until on_close has returned. Release yours with clive_client_release (after which the

@@ -99,11 +99,15 @@ static uv_async_t wake;
 static pthread_mutex_t cmd_mu = PTHREAD_MUTEX_INITIALIZER;
 static cmd *cmd_head, *cmd_tail;
 static pthread_t loop_thread;
+/* 1 on the client loop thread: calls made there (from a callback) act at once, so that a
+ * message echoed from on_message goes out before anything read after it is acted on. */
+static _Thread_local int on_loop;
 
 static void run_commands(uv_async_t *h);
 
 static void *loop_main(void *arg) {
     (void)arg;
+    on_loop = 1;
     uv_run(&loop, UV_RUN_DEFAULT); /* the async handle keeps it running for good */
     return NULL;
 }
@@ -862,6 +866,16 @@ int clive_client_send(clive_client *c, int binary, const void *data, size_t len)
     }
     /* queued counts the frame's bytes from here on, as on_written subtracts them */
     atomic_fetch_add(&c->queued, n - len);
+    if (on_loop) {
+        free(k);
+        if (c->state != OPEN) {
+            free(f);
+            atomic_fetch_sub(&c->queued, n);
+            return CLIVE_ECLOSED;
+        }
+        write_owned(c, f, n, 1);
+        return CLIVE_OK;
+    }
     k->kind = CMD_WRITE;
     k->client = c;
     k->data = f;
@@ -886,6 +900,11 @@ int clive_client_close(clive_client *c, uint16_t code, const char *reason, size_
     if (reason_len)
         memcpy(k->reason, reason, reason_len);
     k->reason_len = reason_len;
+    if (on_loop) {
+        close_now(c, k);
+        free(k);
+        return CLIVE_OK;
+    }
     clive_client_retain(c);
     post(k);
     return CLIVE_OK;

@@ -396,3 +396,18 @@ def test_connection_dropped_without_close(raw_server, client):
     c.expect("OPEN")
     raw_server.conn.close()
     assert c.closed()[:2] == ("abnormal", 1006)
+
+
+def test_echo_from_a_callback_goes_out_before_a_later_failure(raw_server, client):
+    """Autobahn 3.2: a message, then a bad frame in the same packet. The echo, sent from
+    on_message on the loop thread, must leave before the close for the bad frame."""
+    c = client(raw_server.port, "/", "--echo")
+    raw_server.upgrade()
+    c.expect("OPEN")
+    raw_server.conn.send(build_frame(OP_TEXT, b"Hello", mask=False) + bytes([0xA1, 0x02]) + b"hi")
+    f = raw_server.conn.recv_frame()
+    assert (f.opcode, f.payload) == (OP_TEXT, b"Hello")
+    f = raw_server.conn.recv_frame()
+    assert (f.opcode, f.code) == (OP_CLOSE, 1002)
+    raw_server.conn.close()
+    assert c.closed()[:2] == ("protocol", 1002)
