@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "Live", targets: ["Live"]),
         .library(name: "LiveRooms", targets: ["LiveRooms"]),
+        .library(name: "LiveClient", targets: ["LiveClient"]),
         .executable(name: "live-server", targets: ["live-server"]),
         .executable(name: "live-load", targets: ["live-load"]),
         .executable(name: "live-echo", targets: ["live-echo"]),
@@ -56,6 +57,12 @@ let package = Package(
             dependencies: ["Live"],
             path: "Sources/LiveRooms"
         ),
+        // A client of live-server's conventions, on the core's client side.
+        .target(
+            name: "LiveClient",
+            dependencies: ["CLive", "Live"],
+            path: "Sources/LiveClient"
+        ),
         // What the executables share: a service that announces the address once the
         // service group's signal handlers are in place.
         .target(
@@ -89,6 +96,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/live-echo"
+        ),
+        .testTarget(
+            name: "LiveClientTests",
+            dependencies: [
+                "LiveClient", "Live", "LiveRooms", .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Tests/LiveClientTests"
         ),
         .testTarget(
             name: "LiveTests",
