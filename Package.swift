@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "live-server", targets: ["live-server"]),
         .executable(name: "live-load", targets: ["live-load"]),
         .executable(name: "live-echo", targets: ["live-echo"]),
+        .executable(name: "live", targets: ["live"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -86,6 +87,16 @@ let package = Package(
             ],
             path: "Sources/live-server",
             resources: [.copy("Public")]
+        ),
+        // live: the command-line client (sub, pub, who) on LiveClient.
+        .executableTarget(
+            name: "live",
+            dependencies: [
+                "Live",
+                "LiveClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/live"
         ),
         .executableTarget(
             name: "live-echo",
