@@ -141,6 +141,13 @@ let package = Package(
             exclude: ["micro.c", "run", "README.md"],
             sources: ["codecs.swift"]
         ),
+        // Examples/agent: an agent on LiveClient that works on tasks and reports progress.
+        .executableTarget(
+            name: "live-example-agent",
+            dependencies: ["Live", "LiveClient"],
+            path: "Examples/agent",
+            exclude: ["README.md"]
+        ),
         // The README's example, compiled so that it cannot rot (scripts/test checks the two
         // stay the same).
         .executableTarget(
