@@ -148,6 +148,15 @@ let package = Package(
             path: "Examples/agent",
             exclude: ["README.md"]
         ),
+        // Examples/sync: sync acceleration, "scope advanced" notifications and HTTP pulls.
+        .executableTarget(
+            name: "live-example-sync",
+            dependencies: [
+                "Live", "LiveRooms", .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Examples/sync",
+            exclude: ["README.md"]
+        ),
         // The README's example, compiled so that it cannot rot (scripts/test checks the two
         // stay the same).
         .executableTarget(

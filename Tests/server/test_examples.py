@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import urllib.request
 import subprocess
 import uuid
 from pathlib import Path
@@ -35,3 +37,37 @@ def test_agent_works_on_a_task_and_reports_progress(servers):
     assert r.returncode == 0, r.stderr
     got = [json.loads(watcher.next()) for _ in range(4)]
     assert got == [{"progress": 1, "of": 3}, {"progress": 2, "of": 3}, {"progress": 3, "of": 3}, {"done": True}]
+
+
+class ExampleServer:
+    """An example that serves on --port 0 and prints "<name>: http://HOST:PORT/..." first."""
+
+    def __init__(self, servers, name: str):
+        self.proc = subprocess.Popen([example(name), "--port", "0"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        servers.defer(lambda: (self.proc.terminate(), self.proc.wait(timeout=30)))
+        line = self.proc.stdout.readline()
+        m = re.match(r"^\S+: http://127\.0\.0\.1:(\d+)/", line)
+        assert m, line
+        self.port = int(m.group(1))
+        self.ws = f"ws://127.0.0.1:{self.port}/ws"
+
+    def http(self, method: str, path: str) -> dict:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+
+def test_sync_notifies_each_change_and_a_pull_converges(servers):
+    svc = ExampleServer(servers, "live-example-sync")
+    watcher = Sub(svc.ws, "scope:notes", "--body-only")
+    servers.defer(watcher.stop)
+    wait_for(lambda: count(svc.ws, "scope:notes") == 1, what="live sub joined")
+    for i in range(1, 6):
+        assert svc.http("POST", f"/notes?text=n{i}") == {"version": i}
+    # every change announced, in order; a pull on hearing one sees at least that version
+    for i in range(1, 6):
+        assert json.loads(watcher.next()) == {"version": i}
+        assert svc.http("GET", "/notes")["version"] >= i
+    # a client that heard nothing (it was not even connected) converges with one pull
+    assert svc.http("GET", "/notes") == {"version": 5, "notes": ["n1", "n2", "n3", "n4", "n5"]}
