@@ -157,6 +157,13 @@ let package = Package(
             path: "Examples/sync",
             exclude: ["README.md"]
         ),
+        // Examples/streaming: a job's log lines and throttled progress.
+        .executableTarget(
+            name: "live-example-streaming",
+            dependencies: ["Live", "LiveClient"],
+            path: "Examples/streaming",
+            exclude: ["README.md"]
+        ),
         // The README's example, compiled so that it cannot rot (scripts/test checks the two
         // stay the same).
         .executableTarget(

@@ -71,3 +71,26 @@ def test_sync_notifies_each_change_and_a_pull_converges(servers):
         assert svc.http("GET", "/notes")["version"] >= i
     # a client that heard nothing (it was not even connected) converges with one pull
     assert svc.http("GET", "/notes") == {"version": 5, "notes": ["n1", "n2", "n3", "n4", "n5"]}
+
+
+def test_streaming_every_log_line_and_throttled_progress(servers):
+    server = servers.start("--throttle", "progress:200", "--rate-limit", "0")  # the job sends fast
+    job = uuid.uuid4().hex[:8]
+    logs = Sub(server.ws, f"logs:{job}", "--body-only")
+    progress = Sub(server.ws, f"progress:{job}", "--body-only")
+    servers.defer(logs.stop)
+    servers.defer(progress.stop)
+    wait_for(lambda: count(server.ws, f"logs:{job}") == 1 and count(server.ws, f"progress:{job}") == 1,
+             what="both live subs joined")
+    steps = 300
+    r = subprocess.run([example("live-example-streaming"), server.ws, job, str(steps)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(logs.next()) for _ in range(steps)] == [f"step {i} of {steps} done" for i in range(1, steps + 1)]
+    seen = []
+    while not seen or seen[-1] != {"percent": 100}:
+        seen.append(json.loads(progress.next()))
+    # throttled: a few updates, rising, ending at 100 (the newest held back is never lost)
+    assert len(seen) < steps
+    percents = [m["percent"] for m in seen]
+    assert percents == sorted(percents)
