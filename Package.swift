@@ -164,6 +164,15 @@ let package = Package(
             path: "Examples/streaming",
             exclude: ["README.md"]
         ),
+        // Examples/view: UI patches to a page over a "latest value wins" topic.
+        .executableTarget(
+            name: "live-example-view",
+            dependencies: [
+                "Live", "LiveRooms", .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Examples/view",
+            exclude: ["README.md"]
+        ),
         // The README's example, compiled so that it cannot rot (scripts/test checks the two
         // stay the same).
         .executableTarget(

@@ -1,4 +1,5 @@
-"""The examples under Examples/, run as their READMEs say, through live-server.
+"""The examples under Examples/, run as their READMEs say, through live-server (the view
+runtime in headless Chromium, skipped without it).
 
 LIVE_BIN       the live binary (default .build/release/live)
 LIVE_EXAMPLES  the folder of the example binaries (default .build/release)
@@ -9,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import urllib.request
 import subprocess
+import urllib.request
 import uuid
 from pathlib import Path
+
+import pytest
 
 from liveserver import ROOT
 from test_cli import Sub, count, run, wait_for
@@ -94,3 +97,24 @@ def test_streaming_every_log_line_and_throttled_progress(servers):
     assert len(seen) < steps
     percents = [m["percent"] for m in seen]
     assert percents == sorted(percents)
+
+
+def test_view_runtime_page_ends_on_the_latest_patch(servers, tmp_path):
+    from cdp import Chromium, find_chromium
+    if find_chromium() is None:
+        pytest.skip("no chromium installed")
+    svc = ExampleServer(servers, "live-example-view")
+    browser = Chromium(tmp_path / "chromium")
+    browser.start()
+    servers.defer(browser.close)
+    page = browser.open(f"http://127.0.0.1:{svc.port}/")
+    page.wait_for("document.querySelector('#status').dataset.joined === '1'", what="the page joined")
+    n = 2000
+    assert svc.http("POST", f"/run?n={n}") == {"published": n}
+    page.wait_for(f"document.querySelector('#count').dataset.count === '{n}'", timeout=60,
+                  what="the page showing the last patch")
+    count = page.evaluate("({...document.querySelector('#count').dataset})")
+    assert "backwards" not in count  # never an older patch after a newer one
+    assert 1 <= int(count["applied"]) <= n
+    print(f"view runtime: the page applied {count['applied']} of {n} patches")
+    assert page.evaluate("document.querySelector('#label').textContent") == f"patch {n} of {n}"
