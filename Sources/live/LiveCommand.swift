@@ -149,6 +149,14 @@ struct Pub: AsyncParsableCommand {
     @OptionGroup var connection: Connection
     @Argument(help: "The topic.") var topic: String
     @Argument(help: "The message body; none: read lines from standard input.") var body: String?
+    @Option(help: ArgumentHelp(
+        "Publish at most this many messages a second (0: as fast as the server answers).",
+        discussion: "live-server drops what a session sends over its --rate-limit (100 a second by default), and a dropped publish is never answered: pace a fast stream below it."))
+    var rate = 0.0
+
+    func validate() throws {
+        if rate < 0 { throw ValidationError("--rate must be 0 or more") }
+    }
 
     func run() async throws {
         let client: LiveClient
@@ -160,7 +168,14 @@ struct Pub: AsyncParsableCommand {
             await client.close()
             return
         }
+        let clock = ContinuousClock()
+        let gap: Duration = rate > 0 ? .nanoseconds(Int64(1e9 / rate)) : .zero
+        var next = clock.now
         for await line in standardInputLines() {
+            if gap > .zero {
+                try await clock.sleep(until: next)
+                next = max(next.advanced(by: gap), clock.now)
+            }
             try await publish(line, with: client)
         }
         await client.close()

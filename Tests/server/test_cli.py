@@ -167,3 +167,16 @@ def test_sub_reconnects_after_a_restart(servers, sub):
     assert run("pub", second.ws, t, "again").returncode == 0
     assert json.loads(s.next())["body"] == "again"
     assert "disconnected: the server closed the session: 1001" in s.proc.stderr.readline()
+
+
+def test_pub_rate_stays_under_the_servers_rate_limit(servers, sub):
+    """Over live-server's --rate-limit, messages are dropped unanswered; --rate paces a
+    stream below it so that every line arrives."""
+    server = servers.start("--rate-limit", "20", "--rate-burst", "5")
+    t = topic()
+    s = sub(server.ws, t, "--body-only")
+    wait_for(lambda: count(server.ws, t) == 1, what="live sub joined")
+    lines = [f"line {i}" for i in range(30)]
+    r = run("pub", server.ws, t, "--rate", "15", stdin="\n".join(lines) + "\n")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(s.next()) for _ in lines] == lines
