@@ -17,6 +17,8 @@ import Live
 /// When an open connection ends, the client reconnects with exponential backoff and
 /// jitter and joins every joined topic again, as live.js does; `states` tells how it goes.
 /// Requests made while it is between connections throw `ClientError.notConnected`.
+/// A server that drops a message (live-server's rate limit) never answers it: the request
+/// then throws `ClientError.timedOut`. Dropping the last reference to a client closes it.
 public final class LiveClient: Sendable {
     let core: ClientCore
 

@@ -100,15 +100,17 @@ let codecs: [any Codec & Sendable] = [JSONCodec(), MessagePackCodec()]
         try await srv.stop()
     }
 
-    @Test func garbageFromTheServerClosesWith1007() async throws {
-        // a server whose "JSON" sessions get frames that are not JSON
+    /// A server whose "JSON" sessions get frames that are not JSON (text: 1007) or not text
+    /// at all (binary: 1003).
+    @Test(arguments: [("text", 1007 as UInt16, "undecodable message"), ("binary", 1003, "wrong frame kind")])
+    func garbageFromTheServerIsClosedWithTheRightCode(kind: String, code: UInt16, why: String) async throws {
         let closes = Log<CloseReason>()
         var options = Options()
         options.eventLoops = 1
         options.logger.logLevel = .critical
         options.codec = RawCodec(name: "live.v1.json")
         options.codecs = [RawCodec(name: "live.v1.json")]
-        options.onMessage = { session, _ in try? session.send(Message(type: "text", body: "not json {")) }
+        options.onMessage = { session, _ in try? session.send(Message(type: kind, body: "not json {")) }
         options.onClose = { _, reason in closes.append(reason) }
         let server = try Server(options: options)
         try server.listen(port: 0)
@@ -119,10 +121,10 @@ let codecs: [any Codec & Sendable] = [JSONCodec(), MessagePackCodec()]
         let states = c.states
         try c.send(Message(type: "hello"))
         let end = try await first(states, "closed") { if case .closed = $0 { true } else { false } }
-        #expect(end == .closed(.protocolError(code: 1007, reason: "undecodable message")))
+        #expect(end == .closed(.protocolError(code: Int(code), reason: why)))
         server.shutdown()
         try await task.value
-        #expect(closes.all == [.clientClosed(code: 1007, reason: "undecodable message")])
+        #expect(closes.all == [.clientClosed(code: code, reason: why)])
     }
 
     @Test func refusals() async throws {
