@@ -208,24 +208,26 @@ final class ClientCore: Sendable {
             out.reconnect = .milliseconds(Int64(ceiling / 2 + Double.random(in: 0...(ceiling / 2))))
             return out
         }
-        let lost: ClientError = after.why == .closed ? .closed : .notConnected
+        // the state first, so that whoever a failure below wakes sees the connection gone
+        if after.finish {
+            finish(after.why == .closed ? nil : after.why)
+        } else if let delay = after.reconnect {
+            setPhase(.disconnected(after.why))
+            setPhase(.waiting(attempt: after.attemptNumber, delay: delay))
+        }
+        // a request in flight fails with why the connection ended (e.g. 4008 from the server)
         for p in after.failed {
             p.timer.cancel()
-            p.continuation.resume(throwing: lost)
+            p.continuation.resume(throwing: after.why)
         }
         if let first = after.first {
             first.resume(throwing: after.why)
         }
-        if after.finish {
-            finish(after.why == .closed ? nil : after.why)
-            return
-        }
-        guard let delay = after.reconnect else { return }
-        setPhase(.disconnected(after.why))
-        setPhase(.waiting(attempt: after.attemptNumber, delay: delay))
-        Task {
-            try? await Task.sleep(for: delay)
-            self.startAttempt()
+        if !after.finish, let delay = after.reconnect {
+            Task {
+                try? await Task.sleep(for: delay)
+                self.startAttempt()
+            }
         }
     }
 

@@ -29,6 +29,15 @@ public enum ClientError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The codec cannot carry the message (e.g. a body that is not JSON under JSON).
     case unencodable(String)
 
+    /// Whether this is about the connection (it ended or is not there) rather than the
+    /// request: retrying once the client has reconnected may succeed.
+    public var isConnectionLoss: Bool {
+        switch self {
+        case .closedByServer, .protocolError, .serverSilent, .connectionLost, .notConnected: return true
+        default: return false
+        }
+    }
+
     public var description: String {
         switch self {
         case .invalidArgument(let s): return "invalid argument: \(s)"

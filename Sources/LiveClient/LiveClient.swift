@@ -16,7 +16,8 @@ import Live
 /// (`ClientError.server`), or `ClientError.timedOut` after `ClientOptions.requestTimeout`.
 /// When an open connection ends, the client reconnects with exponential backoff and
 /// jitter and joins every joined topic again, as live.js does; `states` tells how it goes.
-/// Requests made while it is between connections throw `ClientError.notConnected`.
+/// Requests made while it is between connections throw `ClientError.notConnected`; one in
+/// flight when the connection ends throws why it ended (`isConnectionLoss` tells these apart).
 /// A server that drops a message (live-server's rate limit) never answers it: the request
 /// then throws `ClientError.timedOut`. Dropping the last reference to a client closes it.
 public final class LiveClient: Sendable {

@@ -187,7 +187,8 @@ struct Pub: AsyncParsableCommand {
             do {
                 try await client.publish(messageBody(for: line, codec: connection.codec), to: topic)
                 return
-            } catch ClientError.notConnected {
+            } catch let error as ClientError where error.isConnectionLoss {
+                note("\(error); publishing again once reconnected")
                 for await s in client.states {
                     if s == .open { break }
                     if case .closed(let why) = s { fail(why ?? ClientError.closed) }

@@ -94,7 +94,10 @@ let codecs: [any Codec & Sendable] = [JSONCodec(), MessagePackCodec()]
         options.reconnect = false
         let c = try await LiveClient.connect(to: srv.url, options: options)
         let states = c.states
-        try c.send(Message(type: "kick"))
+        // the request in flight fails with why the session ended
+        await #expect(throws: ClientError.closedByServer(code: Int(code), reason: reason)) {
+            _ = try await c.request(Message(type: "kick"))
+        }
         let end = try await first(states, "closed") { if case .closed = $0 { true } else { false } }
         #expect(end == .closed(.closedByServer(code: Int(code), reason: reason)))
         try await srv.stop()
