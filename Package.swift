@@ -162,7 +162,7 @@ let package = Package(
             name: "live-example-streaming",
             dependencies: ["Live", "LiveClient"],
             path: "Examples/streaming",
-            exclude: ["README.md"]
+            exclude: ["README.md", "watch.html"]
         ),
         // Examples/view: UI patches to a page over a "latest value wins" topic.
         .executableTarget(

@@ -118,3 +118,25 @@ def test_view_runtime_page_ends_on_the_latest_patch(servers, tmp_path):
     assert 1 <= int(count["applied"]) <= n
     print(f"view runtime: the page applied {count['applied']} of {n} patches")
     assert page.evaluate("document.querySelector('#label').textContent") == f"patch {n} of {n}"
+
+
+def test_streaming_watched_in_a_page(servers, tmp_path):
+    from cdp import Chromium, find_chromium
+    if find_chromium() is None:
+        pytest.skip("no chromium installed")
+    server = servers.start("--throttle", "progress:200", "--rate-limit", "0")
+    browser = Chromium(tmp_path / "chromium")
+    browser.start()
+    servers.defer(browser.close)
+    job = uuid.uuid4().hex[:8]
+    page_file = ROOT / "Examples" / "streaming" / "watch.html"
+    page = browser.open(f"{page_file.as_uri()}?ws={server.ws}&job={job}")
+    page.wait_for("document.querySelector('#status').dataset.joined === '1'", what="the page joined")
+    steps = 100
+    r = subprocess.run([example("live-example-streaming"), server.ws, job, str(steps)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    page.wait_for(f"document.querySelectorAll('#log li').length === {steps}"
+                  " && document.querySelector('#bar').value === 100", timeout=60, what="every line and 100%")
+    lines = page.evaluate("Array.from(document.querySelectorAll('#log li')).map((li) => li.textContent)")
+    assert lines == [f"step {i} of {steps} done" for i in range(1, steps + 1)]
