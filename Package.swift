@@ -8,9 +8,11 @@ let package = Package(
         .library(name: "LiveRooms", targets: ["LiveRooms"]),
         // Many live-server processes sharing topics through Redis (Options.broker).
         .library(name: "LiveRedis", targets: ["LiveRedis"]),
+        .library(name: "LiveClient", targets: ["LiveClient"]),
         .executable(name: "live-server", targets: ["live-server"]),
         .executable(name: "live-load", targets: ["live-load"]),
         .executable(name: "live-echo", targets: ["live-echo"]),
+        .executable(name: "live", targets: ["live"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -85,6 +87,12 @@ let package = Package(
             dependencies: ["Live"],
             path: "Sources/LiveRooms"
         ),
+        // A client of live-server's conventions, on the core's client side.
+        .target(
+            name: "LiveClient",
+            dependencies: ["CLive", "Live"],
+            path: "Sources/LiveClient"
+        ),
         // What the executables share: a service that announces the address once the
         // service group's signal handlers are in place.
         .target(
@@ -112,6 +120,16 @@ let package = Package(
             path: "Sources/live-server",
             resources: [.copy("Public")]
         ),
+        // live: the command-line client (sub, pub, who) on LiveClient.
+        .executableTarget(
+            name: "live",
+            dependencies: [
+                "Live",
+                "LiveClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/live"
+        ),
         .executableTarget(
             name: "live-echo",
             dependencies: [
@@ -126,6 +144,13 @@ let package = Package(
             name: "LiveRedisTests",
             dependencies: ["LiveRedis"],
             path: "Tests/LiveRedisTests"
+        ),
+        .testTarget(
+            name: "LiveClientTests",
+            dependencies: [
+                "LiveClient", "Live", "LiveRooms", .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Tests/LiveClientTests"
         ),
         .testTarget(
             name: "LiveTests",
@@ -156,6 +181,38 @@ let package = Package(
             path: "bench/micro",
             exclude: ["micro.c", "run", "README.md"],
             sources: ["codecs.swift"]
+        ),
+        // Examples/agent: an agent on LiveClient that works on tasks and reports progress.
+        .executableTarget(
+            name: "live-example-agent",
+            dependencies: ["Live", "LiveClient"],
+            path: "Examples/agent",
+            exclude: ["README.md"]
+        ),
+        // Examples/sync: sync acceleration, "scope advanced" notifications and HTTP pulls.
+        .executableTarget(
+            name: "live-example-sync",
+            dependencies: [
+                "Live", "LiveRooms", .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Examples/sync",
+            exclude: ["README.md"]
+        ),
+        // Examples/streaming: a job's log lines and throttled progress.
+        .executableTarget(
+            name: "live-example-streaming",
+            dependencies: ["Live", "LiveClient"],
+            path: "Examples/streaming",
+            exclude: ["README.md", "watch.html"]
+        ),
+        // Examples/view: UI patches to a page over a "latest value wins" topic.
+        .executableTarget(
+            name: "live-example-view",
+            dependencies: [
+                "Live", "LiveRooms", .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Examples/view",
+            exclude: ["README.md"]
         ),
         // The README's example, compiled so that it cannot rot (scripts/test checks the two
         // stay the same).

@@ -374,6 +374,100 @@ int clive_broadcast(clive_server *server, clive_frame *const *frames, size_t cou
 size_t clive_presence_list(clive_server *server, const char *topic, size_t topic_len,
                            uint64_t *ids, size_t cap);
 
+/* --- clients ----------------------------------------------------------------------- */
+
+/* The client side of RFC 6455, ws:// only. One libuv loop thread, started by the first
+ * clive_client_connect and kept for the life of the process, serves every client
+ * connection of the process. Callbacks run on that thread and must not block; the
+ * functions below may be called from any thread: off the loop they post a command and
+ * return without waiting; on it (from a callback) they act at once.
+ *
+ * Ownership. clive_client_connect hands the caller one reference; the loop holds its own
+ * until on_close has returned. Release yours with clive_client_release (after which the
+ * handle must not be used); the connection lives on until it closes. */
+typedef struct clive_client clive_client;
+
+/* Why a client connection ended, as reported to on_close. */
+typedef enum clive_client_close_kind {
+    CLIVE_CLIENT_CONNECT_FAILED = 1, /* resolving or connecting failed (code 1006; reason:
+                                        the system's words, e.g. "connection refused") */
+    CLIVE_CLIENT_HANDSHAKE_FAILED,   /* the server did not accept the upgrade: http_status is
+                                        its status (401, 403, ...), or 0 with a reason for a
+                                        bad 101 (Sec-WebSocket-Accept, subprotocol, ...) or a
+                                        handshake timeout (code 1006) */
+    CLIVE_CLIENT_CLOSED_BY_SERVER,   /* the server sent a close frame (its code, 1005 for none,
+                                        and its reason) */
+    CLIVE_CLIENT_CLOSED_BY_CLIENT,   /* clive_client_close was called (the code and reason
+                                        given) */
+    CLIVE_CLIENT_PROTOCOL,           /* the server broke RFC 6455; the client sent this close
+                                        code (1002, 1007 or 1009) */
+    CLIVE_CLIENT_IDLE,               /* nothing heard from the server within idle_timeout_ms,
+                                        pings included (code 1006) */
+    CLIVE_CLIENT_ABNORMAL,           /* the TCP connection ended without a close frame (1006) */
+} clive_client_close_kind;
+
+typedef struct clive_client_callbacks {
+    /* The server accepted the upgrade. subprotocol: index into the offered subprotocols,
+     * or -1 when the server chose none. */
+    void (*on_open)(clive_client *client, int subprotocol, void *user);
+    /* A complete data message (text is valid UTF-8); the bytes are valid during the call. */
+    void (*on_message)(clive_client *client, int binary, const uint8_t *data, size_t len,
+                       void *user);
+    /* The connection ended: called exactly once per clive_client_connect that returned
+     * CLIVE_OK, after the socket is closed. reason is valid during the call. http_status:
+     * the server's status for CLIVE_CLIENT_HANDSHAKE_FAILED, else 0. */
+    void (*on_close)(clive_client *client, clive_client_close_kind kind, int code,
+                     const char *reason, size_t reason_len, int http_status, void *user);
+    void *user;
+} clive_client_callbacks;
+
+typedef struct clive_client_options {
+    const char *host;        /* a name or an IP address (no brackets) */
+    uint16_t port;
+    const char *target;      /* the request target: path and query, e.g. "/ws?token=x";
+                                NULL: "/" */
+    const char *const *subprotocols; /* offered in this order; the server's choice must be
+                                        one of them */
+    size_t subprotocol_count;
+    const char *headers;     /* extra request header lines, each "Name: value\r\n" (may be
+                                NULL): authorization, cookies */
+    size_t headers_len;
+    size_t max_message;      /* bytes in one received message, else 1009; 0: 16 MiB */
+    unsigned max_fragments;  /* frames in one received message, else 1009; 0: 131072 */
+    size_t max_response_head; /* bytes of the server's response head; 0: 8 KiB */
+    size_t max_queued;       /* bytes of sent frames not yet written; 0: 16 MiB */
+    unsigned handshake_timeout_ms; /* connect and upgrade; 0: 10000 */
+    unsigned ping_interval_ms; /* ping a server quiet for this long; 0: 30000 */
+    unsigned idle_timeout_ms;  /* give up on a server silent this long; 0: 60000 */
+    unsigned close_timeout_ms; /* wait for the server's close reply, then cut; 0: 3000 */
+    clive_client_callbacks callbacks;
+} clive_client_options;
+
+/* Starts connecting: resolves host, tries each of its addresses in turn, sends the opening
+ * handshake (a fresh random Sec-WebSocket-Key) and checks the answer. Everything that
+ * follows is reported through the callbacks. Copies options and the strings they point
+ * to. Returns CLIVE_EINVAL for a missing host, a target that does not start with '/', or
+ * header lines that are not CRLF-terminated; CLIVE_ENOMEM; CLIVE_ESYS when the client
+ * loop cannot start. On CLIVE_OK *out holds the caller's reference. Any thread. */
+int clive_client_connect(const clive_client_options *options, clive_client **out);
+
+/* Sends a data message as one frame, masked with a fresh random key. binary: 1 for binary,
+ * 0 for text (the caller guarantees valid UTF-8). Returns CLIVE_ESTATE before on_open,
+ * CLIVE_ECLOSED once closing, CLIVE_EOVERFLOW when max_queued bytes wait to be written
+ * (nothing is sent; the connection stays open). Copies the bytes. Any thread. */
+int clive_client_send(clive_client *client, int binary, const void *data, size_t len);
+
+/* Starts the closing handshake with code (1000-4999 allowed on the wire) and a UTF-8
+ * reason of at most 123 bytes; before on_open it abandons the attempt. on_close then
+ * reports CLIVE_CLIENT_CLOSED_BY_CLIENT. Idempotent: a later call returns CLIVE_ECLOSED.
+ * Any thread. */
+int clive_client_close(clive_client *client, uint16_t code, const char *reason,
+                       size_t reason_len);
+
+/* Reference counting. Any thread. */
+void clive_client_retain(clive_client *client);
+void clive_client_release(clive_client *client);
+
 #ifdef __cplusplus
 }
 #endif

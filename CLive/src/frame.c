@@ -1,4 +1,5 @@
-/* RFC 6455 section 5 framing: the incremental client-frame parser and the server header
+/* RFC 6455 section 5 framing: the incremental frame parser (client frames; server frames in
+ * the client role) and the server header
  * writer. See frame.h for the contract.
  *
  * Shape of the parser. A header that is wholly in the caller's buffer (the usual case) is
@@ -19,6 +20,8 @@ void lv_frame_parser_init(lv_frame_parser *p, uint64_t max_message, uint32_t max
     p->max_message = max_message;
     p->max_fragments = max_fragments;
 }
+
+void lv_frame_parser_client(lv_frame_parser *p) { p->client = 1; }
 
 void lv_frame_parser_free(lv_frame_parser *p) {
     free(p->ctl);
@@ -84,10 +87,12 @@ unsigned lv_mask(uint8_t *data, size_t n, const uint8_t key[4], unsigned pos) {
     return next;
 }
 
-/* Header size from its second byte, assuming the MASK bit (a clear one is rejected). */
-static size_t head_size(uint8_t b1) {
+/* Header size from its second byte, assuming the MASK bit the role requires (a frame
+ * without it is rejected): set in the server role, clear in the client role. */
+static size_t head_size(const lv_frame_parser *p, uint8_t b1) {
     uint8_t len7 = b1 & 0x7F;
-    return len7 < 126 ? 6 : len7 == 126 ? 8 : 14;
+    size_t n = len7 < 126 ? 6 : len7 == 126 ? 8 : 14;
+    return p->client ? n - 4 : n;
 }
 
 /* The rules the first two header bytes decide on their own; checked as soon as both are
@@ -98,7 +103,8 @@ static int check_head2(const lv_frame_parser *p, uint8_t b0, uint8_t b1) {
         return LV_CLOSE_PROTOCOL;
     if ((op > LV_OP_BINARY && op < LV_OP_CLOSE) || op > LV_OP_PONG)
         return LV_CLOSE_PROTOCOL;
-    if (!(b1 & 0x80)) /* RFC 6455 5.1: a server must fail an unmasked client frame */
+    /* RFC 6455 5.1: a server must fail an unmasked client frame, a client a masked one */
+    if ((b1 >> 7) == p->client)
         return LV_CLOSE_PROTOCOL;
     if (op >= LV_OP_CLOSE) {
         if (!(b0 & 0x80) || (b1 & 0x7F) > 125)
@@ -130,6 +136,8 @@ static int start_frame(lv_frame_parser *p, const uint8_t *h) {
             return LV_CLOSE_PROTOCOL;
         key = h + 10;
     }
+    if (p->client) /* no key: lv_mask is skipped for the payload */
+        key = (const uint8_t *)"\0\0\0\0";
     uint8_t op = h[0] & 0x0F;
     if (op < LV_OP_CLOSE) {
         /* msg_len/msg_frames are 0 when no message is open, and msg_len never exceeds
@@ -169,7 +177,7 @@ static int gather_head(lv_frame_parser *p, const uint8_t *data, size_t len, size
         if (rc)
             return rc;
     }
-    size_t need = head_size(p->head[1]);
+    size_t need = head_size(p, p->head[1]);
     size_t take = need - p->head_len;
     if (take > len - i)
         take = len - i;
@@ -211,7 +219,7 @@ int lv_frame_parse(lv_frame_parser *p, uint8_t *data, size_t len, size_t *consum
     for (;;) {
         if (!p->in_payload) {
             size_t need;
-            if (p->head_len == 0 && len - i >= 2 && len - i >= (need = head_size(data[i + 1]))) {
+            if (p->head_len == 0 && len - i >= 2 && len - i >= (need = head_size(p, data[i + 1]))) {
                 /* fast path: the whole header is here, read it in place */
                 const uint8_t *h = data + i;
                 if ((rc = check_head2(p, h[0], h[1])) != 0)
@@ -240,7 +248,8 @@ int lv_frame_parse(lv_frame_parser *p, uint8_t *data, size_t len, size_t *consum
         if (n > p->remaining)
             n = (size_t)p->remaining;
         uint8_t *d = data + i;
-        p->mask_pos = (uint8_t)lv_mask(d, n, p->mask, p->mask_pos);
+        if (!p->client)
+            p->mask_pos = (uint8_t)lv_mask(d, n, p->mask, p->mask_pos);
         p->remaining -= n;
         i += n;
 

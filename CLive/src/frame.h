@@ -1,4 +1,5 @@
-/* RFC 6455 section 5 frames: an incremental parser for client-to-server frames and the
+/* RFC 6455 section 5 frames: an incremental parser for client-to-server frames (and, in the
+ * client role, server-to-client ones) and the
  * header writer for server-to-client frames. No I/O; the session layer (session.c) owns
  * buffering. The parser allocates only to hold a control frame split across reads. */
 #ifndef LIVE_FRAME_H
@@ -71,11 +72,17 @@ typedef struct lv_frame_parser {
      * parser, and 125 bytes inline were a seventh of an idle session's memory) */
     uint8_t *ctl;
     uint8_t ctl_len;
+    uint8_t client; /* role: 0 (init's default) parses client frames in a server, which must
+                       be masked; 1 parses server frames in a client, which must not be */
     int failed; /* sticky close code once a violation was found */
 } lv_frame_parser;
 
 /* Prepares a parser. Limits of 0 mean "no limit". Any thread. */
 void lv_frame_parser_init(lv_frame_parser *p, uint64_t max_message, uint32_t max_fragments);
+
+/* Switches a freshly initialised parser to the client role: it then parses frames a server
+ * sent, which must be unmasked (a masked one fails with 1002, RFC 6455 5.1). */
+void lv_frame_parser_client(lv_frame_parser *p);
 
 /* Releases what the parser holds (a split control frame); it may be initialised again. */
 void lv_frame_parser_free(lv_frame_parser *p);
@@ -85,7 +92,7 @@ void lv_frame_parser_free(lv_frame_parser *p);
  *   0 when all len bytes were consumed;
  *   LV_FRAME_STOPPED when a hook returned non-zero: *consumed tells how far it got;
  *   a close code when the stream violates RFC 6455, after which every call returns it:
- *     1002 unmasked frame, RSV bits set, reserved opcode, control frame fragmented or
+ *     1002 unmasked frame (in the client role: a masked one), RSV bits set, reserved opcode, control frame fragmented or
  *          over 125 bytes, continuation with no message open, new data frame inside an
  *          open message, 64-bit length with the high bit set, non-minimal length
  *          encoding, invalid close payload (1 byte, a code not allowed on the wire, a

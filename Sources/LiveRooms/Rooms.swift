@@ -32,10 +32,10 @@ public final class Rooms: Sendable {
     public let whoLimit: Int
     private let server = Locked<Served?>(nil)
 
-    /// What `handle` needs of the server, set once it exists.
+    /// What `handle` needs of the server, set once it exists. Not the server itself (its
+    /// pubsub and presence come from each session): the server's onMessage holds this
+    /// object, and holding the server back would be a cycle that never frees either.
     private struct Served {
-        let pubsub: InProcessPubSub
-        let presence: Presence
         let maxTopicLength: Int
     }
 
@@ -58,7 +58,7 @@ public final class Rooms: Sendable {
         }
         let server = try Server(options: options)
         self.server.withLock {
-            $0 = Served(pubsub: server.pubsub, presence: server.presence, maxTopicLength: options.maxTopicLength)
+            $0 = Served(maxTopicLength: options.maxTopicLength)
         }
         return server
     }
@@ -66,7 +66,7 @@ public final class Rooms: Sendable {
     func handle(_ message: Message, from session: Session,
                 fallback: (@Sendable (Session, Message) -> Void)?) {
         guard let served = server.withLock({ $0 }) else { return }
-        let (pubsub, presence) = (served.pubsub, served.presence)
+        let (pubsub, presence) = (session.pubsub, session.presence)
         let topic = message.topic
         var replyBody = Bytes()
         do {

@@ -177,8 +177,12 @@ static void frame_ex(stream *s, int op, int fin, int rsv, int masked, int form, 
     }
 }
 
+/* 1 while the client-role tests run: frame() then builds unmasked (server) frames and
+ * check_stream parses in the client role. */
+static int role_client;
+
 static void frame(stream *s, int op, int fin, const void *payload, size_t n) {
-    frame_ex(s, op, fin, 0, 1, 0, n, payload, n);
+    frame_ex(s, op, fin, 0, !role_client, 0, n, payload, n);
 }
 
 static void frame_str(stream *s, int op, int fin, const char *str) {
@@ -341,6 +345,8 @@ static void check_stream(const char *name, const stream *s, uint64_t max_message
             memcpy(buf, s->wire.p, s->wire.len); /* the parser unmasks in place */
             lv_frame_parser p;
             lv_frame_parser_init(&p, max_message, max_fragments);
+            if (role_client)
+                lv_frame_parser_client(&p);
             recorder r;
             rec_init(&r, &p, buf, s->wire.len);
             r.stop_every = stop;
@@ -821,6 +827,51 @@ static void test_defaults(void) {
     free(text);
 }
 
+/* ---- the client role: unmasked server frames are the norm, a masked one is 1002 ---- */
+
+static void test_client_role(void) {
+    role_client = 1;
+    uint8_t *big = malloc(70000);
+    if (!big)
+        abort();
+    gen_text(big, 70000);
+    stream s = {0};
+    frame_str(&s, LV_OP_TEXT, 1, "hello");
+    frame_str(&s, LV_OP_BINARY, 0, "frag");
+    frame_str(&s, LV_OP_PING, 1, "in between");
+    frame_str(&s, LV_OP_CONT, 1, "ment");
+    frame(&s, LV_OP_BINARY, 1, big, 300); /* 16-bit length */
+    frame(&s, LV_OP_TEXT, 1, big, 70000);  /* 64-bit length */
+    frame(&s, LV_OP_BINARY, 1, "", 0);
+    frame_str(&s, LV_OP_CLOSE, 1, "\x03\xE8" "bye");
+    check_stream("client: server frames", &s, 0, 0, 0, 20);
+    stream_free(&s);
+
+    struct {
+        const char *name;
+        int want, masked, op;
+        const char *pl;
+        uint64_t max_message;
+    } bad[] = {
+        {"client: masked text", 1002, 1, LV_OP_TEXT, "hi", 0},
+        {"client: masked ping", 1002, 1, LV_OP_PING, "", 0},
+        {"client: masked close", 1002, 1, LV_OP_CLOSE, "\x03\xE8", 0},
+        {"client: text not UTF-8", 1007, 0, LV_OP_TEXT, "\xC3\x28", 0},
+        {"client: over max_message", 1009, 0, LV_OP_BINARY, "0123456789", 8},
+        {"client: close code 1005", 1002, 0, LV_OP_CLOSE, "\x03\xED", 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        stream b = {0};
+        frame_str(&b, LV_OP_TEXT, 1, "fine first");
+        size_t n = strlen(bad[i].pl);
+        frame_ex(&b, bad[i].op, 1, 0, bad[i].masked, 0, n, bad[i].pl, n);
+        check_stream(bad[i].name, &b, bad[i].max_message, 0, bad[i].want, 10);
+        stream_free(&b);
+    }
+    free(big);
+    role_client = 0;
+}
+
 int main(void) {
     RUN(test_rows);
     RUN(test_close_codes);
@@ -831,5 +882,6 @@ int main(void) {
     RUN(test_mask);
     RUN(test_header);
     RUN(test_defaults);
+    RUN(test_client_role);
     return check_finish("frame");
 }

@@ -1,6 +1,7 @@
 /* libFuzzer harness: the frame parser (with the UTF-8 validator behind it) over a stream of
  * client frames cut into reads at points the input chooses. The first 4 bytes pick the
- * limits and the cut pattern; the hooks check the parser's promises as they go. */
+ * limits, the cut pattern and the role (data[3]'s high bit: the client role, which parses
+ * server frames); the hooks check the parser's promises as they go. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(buf, data + 4, len);
     lv_frame_parser p;
     lv_frame_parser_init(&p, max, frags);
+    if (data[3] & 0x80)
+        lv_frame_parser_client(&p);
     seen s = {.max = max, .utf8 = LV_UTF8_ACCEPT};
     lv_frame_hooks hooks = {on_data, on_control};
     size_t off = 0;
