@@ -5,62 +5,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-void lv_topics_init(lv_topics *t) { t->names.name_offset = offsetof(lv_topic, name); }
+void lv_topics_init(lv_topics *t) {
+    t->names.name_offset = offsetof(lv_topic, name);
+    t->pairs.name_offset = offsetof(lv_sub, topic);
+}
 
 lv_topic *lv_topics_find(const lv_topics *t, const char *name, size_t len) {
     return lv_names_find(&t->names, name, len, lv_name_hash(name, len));
 }
 
-/* --- the (session, topic) table ------------------------------------------------------ */
+/* --- the (topic, session) table ---------------------------------------------------------- */
 
-/* Pointers are not chosen by clients, so a multiplicative mix is enough here. */
-static uint32_t pair_hash(const clive_session *s, const lv_topic *tp) {
-    uint64_t h = (uint64_t)(uintptr_t)s * 0x9E3779B97F4A7C15ull ^
-                 (uint64_t)(uintptr_t)tp * 0xC2B2AE3D27D4EB4Full;
-    return (uint32_t)(h ^ h >> 32);
-}
+/* A pair's key is the two pointers as bytes, laid out as they sit in lv_sub. */
+typedef struct pair_key {
+    const lv_topic *topic;
+    const clive_session *session;
+} pair_key;
 
-/* The slot holding (s, tp), or the empty slot where it would go. Needs pairs_cap > 0. */
-static uint32_t pair_slot(const lv_topics *t, const clive_session *s, const lv_topic *tp) {
-    uint32_t mask = t->pairs_cap - 1;
-    for (uint32_t i = pair_hash(s, tp) & mask;; i = (i + 1) & mask) {
-        const lv_sub *e = t->pairs[i];
-        if (e == NULL || (e->session == s && e->topic == tp)) return i;
-    }
-}
+_Static_assert(offsetof(lv_sub, session) == offsetof(lv_sub, topic) + sizeof(void *),
+               "a subscription's pair key is its topic and session pointers, side by side");
 
 static lv_sub *pair_find(const lv_topics *t, const clive_session *s, const lv_topic *tp) {
-    return t->pairs_cap ? t->pairs[pair_slot(t, s, tp)] : NULL;
+    pair_key k = {tp, s};
+    return lv_names_find(&t->pairs, (const char *)&k, sizeof k, lv_name_hash((const char *)&k, sizeof k));
 }
 
-static int pair_reserve(lv_topics *t) {
-    if ((t->pairs_count + 1) * 4 <= t->pairs_cap * 3) return 0;
-    uint32_t cap = t->pairs_cap ? t->pairs_cap * 2 : 16;
-    lv_sub **slots = calloc(cap, sizeof *slots);
-    if (slots == NULL) return -1;
-    lv_sub **old = t->pairs;
-    uint32_t old_cap = t->pairs_cap;
-    t->pairs = slots;
-    t->pairs_cap = cap;
-    for (uint32_t i = 0; i < old_cap; i++)
-        if (old[i]) t->pairs[pair_slot(t, old[i]->session, old[i]->topic)] = old[i];
-    free(old);
-    return 0;
-}
-
-/* Backward-shift deletion, as in names.c: no tombstones, so lookups stay short. */
 static void pair_delete(lv_topics *t, const lv_sub *sub) {
-    uint32_t mask = t->pairs_cap - 1, i = pair_slot(t, sub->session, sub->topic);
-    t->pairs[i] = NULL;
-    for (uint32_t j = (i + 1) & mask; t->pairs[j] != NULL; j = (j + 1) & mask) {
-        uint32_t home = pair_hash(t->pairs[j]->session, t->pairs[j]->topic) & mask;
-        if (((j - home) & mask) >= ((j - i) & mask)) {
-            t->pairs[i] = t->pairs[j];
-            t->pairs[j] = NULL;
-            i = j;
-        }
-    }
-    t->pairs_count--;
+    lv_names_delete(&t->pairs, lv_names_slot(&t->pairs, (const char *)&sub->topic,
+                                             sizeof(pair_key), sub->pair.hash));
 }
 
 /* --- subscriptions --------------------------------------------------------------------- */
@@ -74,7 +46,7 @@ int lv_topics_subscribe(lv_topics *t, clive_session *session, lv_sub_list *list,
     if (tp == NULL && t->max_topics && t->shared_topics &&
         atomic_load_explicit(t->shared_topics, memory_order_relaxed) >= t->max_topics)
         return LV_TOPICS_LIMIT;
-    if (lv_names_reserve(&t->names) != 0 || pair_reserve(t) != 0) return -1;
+    if (lv_names_reserve(&t->names) != 0 || lv_names_reserve(&t->pairs) != 0) return -1;
     lv_sub *sub = malloc(sizeof *sub);
     if (sub == NULL) return -1;
     if (tp == NULL) {
@@ -98,13 +70,15 @@ int lv_topics_subscribe(lv_topics *t, clive_session *session, lv_sub_list *list,
         tp->members = members;
         tp->cap = cap;
     }
-    *sub = (lv_sub){.topic = tp, .session = session, .index = tp->count, .next = list->head};
+    pair_key k = {tp, session};
+    *sub = (lv_sub){.pair = {.hash = lv_name_hash((const char *)&k, sizeof k), .len = sizeof k},
+                    .topic = tp, .session = session, .index = tp->count, .next = list->head};
     if (list->head) list->head->prev = sub;
     list->head = sub;
     list->count++;
     tp->members[tp->count++] = (lv_member){.session = session, .sub = sub};
-    t->pairs[pair_slot(t, session, tp)] = sub;
-    t->pairs_count++;
+    lv_names_put(&t->pairs, lv_names_slot(&t->pairs, (const char *)&k, sizeof k, sub->pair.hash),
+                 &sub->pair);
     t->subscriptions++;
     return 1;
 }
@@ -158,8 +132,6 @@ void lv_topics_free(lv_topics *t) {
         }
     }
     lv_names_free(&t->names);
-    free(t->pairs);
-    t->pairs = NULL;
-    t->pairs_cap = t->pairs_count = 0;
+    lv_names_free(&t->pairs);
     t->subscriptions = 0;
 }

@@ -26,6 +26,9 @@ typedef struct lv_topic lv_topic;
 
 /* One (session, topic) pair, on the session's list and in the topic's array. */
 typedef struct lv_sub {
+    /* first, for the loop's pair table (names.c): the "name" is the two pointers below,
+     * topic then session, side by side */
+    lv_name_key pair;
     lv_topic *topic;
     clive_session *session;
     uint32_t index;             /* position in topic->members */
@@ -68,8 +71,7 @@ struct lv_topic {
 
 typedef struct lv_topics {
     lv_name_table names; /* name -> lv_topic; names.count is the number of topics */
-    lv_sub **pairs;      /* (session, topic) -> subscription: open addressing, NULL empty */
-    uint32_t pairs_cap, pairs_count;
+    lv_name_table pairs; /* (topic, session) -> subscription */
     uint64_t subscriptions;
     /* limits (0: none); shared_topics counts topics over every loop's registry */
     uint32_t max_per_session;

@@ -151,7 +151,7 @@ static void test_limits(void) {
     lv_topics_remove_all(&t, &a);
     lv_topics_remove_all(&t, &b);
     CHECK_INT(shared, 0);
-    CHECK_INT(t.pairs_count, 0);
+    CHECK_INT(t.pairs.count, 0);
     lv_topics_free(&t);
 }
 
@@ -191,7 +191,7 @@ static void test_one_session_many_topics(void) {
     CHECK_INT(bad, 0);
     lv_topics_remove_all(&t, &a);
     CHECK_INT(t.names.count, 0);
-    CHECK_INT(t.pairs_count, 0);
+    CHECK_INT(t.pairs.count, 0);
     lv_topics_free(&t);
 }
 
