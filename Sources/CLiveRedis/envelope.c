@@ -74,11 +74,11 @@ int lr_envelope_decode(const uint8_t *data, size_t len, lr_envelope *out) {
     reader r = {data, data + len};
     if (len == 0 || data[0] != 0x96) return -1; /* a fixarray of six */
     r.p++;
-    const char *magic = NULL; /* set by take_str; initialised for gcc -O2 */
+    const char *magic = "";
     size_t magic_len = 0;
     lr_envelope e;
     if (take_str(&r, &magic, &magic_len) != 0 || magic_len != sizeof MAGIC - 1 ||
-        memcmp(magic, MAGIC, magic_len) != 0)
+        memcmp(magic, MAGIC, sizeof MAGIC - 1) != 0)
         return -1;
     if (take_str(&r, &e.origin, &e.origin_len) != 0 || take_str(&r, &e.type, &e.type_len) != 0 ||
         take_str(&r, &e.topic, &e.topic_len) != 0 || take_str(&r, &e.ref, &e.ref_len) != 0 ||
