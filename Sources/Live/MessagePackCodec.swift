@@ -71,6 +71,13 @@ public struct MessagePackCodec: Codec {
             // The body is a view of the frame's bytes: msgpack-c points into the input.
             let o = items[3]
             var body = Bytes()
+            if o.type != MSGPACK_OBJECT_BIN && o.type != MSGPACK_OBJECT_STR && o.type != MSGPACK_OBJECT_NIL {
+                // a native value (what a server writes itself, see `encode`): as JSON
+                var json: [UInt8] = []
+                try Self.appendJSON(o, to: &json)
+                return Message(type: try text(0), topic: try text(1), ref: try text(2), body: Bytes(json),
+                               bodyEncoding: .json)
+            }
             if o.type == MSGPACK_OBJECT_BIN || o.type == MSGPACK_OBJECT_STR {
                 let ptr = o.type == MSGPACK_OBJECT_BIN ? UnsafeRawPointer(o.via.bin.ptr) : UnsafeRawPointer(o.via.str.ptr)
                 let size = Int(o.type == MSGPACK_OBJECT_BIN ? o.via.bin.size : o.via.str.size)
@@ -83,8 +90,51 @@ public struct MessagePackCodec: Codec {
         }
     }
 
-    /// Checks the frame is exactly `[str|nil, str|nil, str|nil, bin|str|nil]` with every
-    /// length within the bytes present, before msgpack-c allocates anything for it.
+    /// A native MessagePack value as JSON text (maps need string keys; no bin or ext
+    /// inside, no NaN or infinity), for a body that came as one.
+    static func appendJSON(_ o: msgpack_object, to out: inout [UInt8]) throws {
+        switch o.type {
+        case MSGPACK_OBJECT_NIL: out.append(contentsOf: "null".utf8)
+        case MSGPACK_OBJECT_BOOLEAN: out.append(contentsOf: (o.via.boolean ? "true" : "false").utf8)
+        case MSGPACK_OBJECT_POSITIVE_INTEGER: out.append(contentsOf: String(o.via.u64).utf8)
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: out.append(contentsOf: String(o.via.i64).utf8)
+        case MSGPACK_OBJECT_FLOAT32, MSGPACK_OBJECT_FLOAT64:
+            guard o.via.f64.isFinite else { throw CodecError.malformed("a body number JSON cannot carry") }
+            out.append(contentsOf: String(o.via.f64).utf8)
+        case MSGPACK_OBJECT_STR:
+            let bytes = UnsafeRawBufferPointer(start: o.via.str.ptr, count: Int(o.via.str.size))
+            guard let s = String(validating: bytes, as: UTF8.self) else {
+                throw CodecError.malformed("a string in the body is not valid UTF-8")
+            }
+            JSONCodec.appendQuoted(s, to: &out)
+        case MSGPACK_OBJECT_ARRAY:
+            out.append(UInt8(ascii: "["))
+            for k in 0..<Int(o.via.array.size) {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                try appendJSON(o.via.array.ptr[k], to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case MSGPACK_OBJECT_MAP:
+            out.append(UInt8(ascii: "{"))
+            for k in 0..<Int(o.via.map.size) {
+                let kv = o.via.map.ptr[k]
+                guard kv.key.type == MSGPACK_OBJECT_STR else { throw CodecError.malformed("a body map key is not a string") }
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                try appendJSON(kv.key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                try appendJSON(kv.val, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        default:
+            throw CodecError.malformed("a body value JSON cannot carry (bin or ext inside a map or array)")
+        }
+    }
+
+    /// Checks the frame is exactly `[str|nil, str|nil, str|nil, body]` with every length
+    /// and every count within the bytes present, before msgpack-c allocates anything for
+    /// it (it reserves a container's elements from its header). The body is bin, str or nil
+    /// (opaque bytes), or a native value: maps, arrays, strings, numbers, booleans, nil,
+    /// nested at most 32 deep.
     static func checkShape(_ raw: UnsafeRawBufferPointer) throws {
         var i = 0
         func byte() throws -> Int {
@@ -96,6 +146,38 @@ public struct MessagePackCodec: Codec {
             var n = 0
             for _ in 0..<bytes { n = n << 8 | (try byte()) }
             return n
+        }
+        func skip(_ n: Int) throws {
+            guard n <= raw.count - i else { throw CodecError.malformed("length beyond the frame") }
+            i += n
+        }
+        /// n more values, each at least one byte: a count beyond the bytes left is refused
+        /// before anything is reserved for it.
+        func skipValues(_ n: Int, depth: Int) throws {
+            guard n <= raw.count - i else { throw CodecError.malformed("a count beyond the frame") }
+            for _ in 0..<n { try skipValue(depth: depth) }
+        }
+        func skipValue(depth: Int) throws {
+            guard depth < 32 else { throw CodecError.malformed("body nested too deeply") }
+            let tag = try byte()
+            switch tag {
+            case 0x00...0x7f, 0xe0...0xff, 0xc0, 0xc2, 0xc3: return
+            case 0xcc, 0xd0: try skip(1)
+            case 0xcd, 0xd1: try skip(2)
+            case 0xce, 0xd2, 0xca: try skip(4)
+            case 0xcf, 0xd3, 0xcb: try skip(8)
+            case 0xa0...0xbf: try skip(tag & 0x1f)
+            case 0xd9: try skip(try length(1))
+            case 0xda: try skip(try length(2))
+            case 0xdb: try skip(try length(4))
+            case 0x90...0x9f: try skipValues(tag & 0x0f, depth: depth + 1)
+            case 0xdc: try skipValues(try length(2), depth: depth + 1)
+            case 0xdd: try skipValues(try length(4), depth: depth + 1)
+            case 0x80...0x8f: try skipValues(2 * (tag & 0x0f), depth: depth + 1)
+            case 0xde: try skipValues(2 * (try length(2)), depth: depth + 1)
+            case 0xdf: try skipValues(2 * (try length(4)), depth: depth + 1)
+            default: throw CodecError.malformed("a body value JSON cannot carry (bin or ext inside, or a reserved byte)")
+            }
         }
         let head = try byte()
         let count: Int
@@ -118,6 +200,10 @@ public struct MessagePackCodec: Codec {
             case 0xc4 where field == 3: size = try length(1)
             case 0xc5 where field == 3: size = try length(2)
             case 0xc6 where field == 3: size = try length(4)
+            case _ where field == 3:
+                i -= 1
+                try skipValue(depth: 0)
+                size = 0
             default:
                 throw CodecError.malformed(field == 3 ? "body must be bin, str or nil" : "field \(field) must be a string")
             }

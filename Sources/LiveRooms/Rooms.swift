@@ -81,7 +81,7 @@ public final class Rooms: Sendable {
             case "publish":
                 try requireTopic(topic, served)
                 try check(session, .publish, topic)
-                try pubsub.publish(Message(type: "message", topic: topic, body: message.body), to: topic)
+                try pubsub.publish(Message(type: "message", topic: topic, body: message.body, bodyEncoding: message.bodyEncoding), to: topic)
             case "echo":
                 try session.send(message)
                 return

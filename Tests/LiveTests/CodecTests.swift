@@ -196,6 +196,15 @@ private func expectCodecError(
         }
     }
 
+    /// What a server writes natively decodes to the same JSON, marked `.json`: the Swift
+    /// client reads the server's presence events, replies and errors this way.
+    @Test func nativeBodiesDecodeToJSON() throws {
+        let json = Bytes(#"{"joined":[{"id":"7","n":-3}],"ok":true,"x":null,"f":2.5,"e":"é"}"#)
+        let message = Message(type: "presence", topic: "t", body: json, bodyEncoding: .json)
+        let decoded = try codec.decode(try codec.encode(message))
+        #expect(decoded == message)
+    }
+
     @Test func smallRoundTrip() throws {
         let m = Message(type: "join", topic: "room/é", ref: "7", body: [0, 1, 2, 0xff])
         let frame = try codec.encode(m)
@@ -254,7 +263,12 @@ private func expectCodecError(
         ("bin32 header beyond the frame", [0x94, 0xa0, 0xa0, 0xa0, 0xc6, 0x7f, 0xff, 0xff, 0xff, 0x00]),
         ("int field", [0x94, 0x01, 0xa0, 0xa0, 0xc4, 0x00]),
         ("bin type", [0x94, 0xc4, 0x01, 0x61, 0xa0, 0xa0, 0xc0]),
-        ("array body", [0x94, 0xa0, 0xa0, 0xa0, 0x90]),
+        ("array body counting beyond the frame", [0x94, 0xa0, 0xa0, 0xa0, 0xdd, 0x7f, 0xff, 0xff, 0xff, 0xc0]),
+        ("map body counting beyond the frame", [0x94, 0xa0, 0xa0, 0xa0, 0xdf, 0x0f, 0xff, 0xff, 0xff]),
+        ("bin inside a body array", [0x94, 0xa0, 0xa0, 0xa0, 0x91, 0xc4, 0x00]),
+        ("ext body", [0x94, 0xa0, 0xa0, 0xa0, 0xd4, 0x01, 0x00]),
+        ("int map key in the body", [0x94, 0xa0, 0xa0, 0xa0, 0x81, 0x01, 0x02]),
+        ("body nested 33 deep", [0x94, 0xa0, 0xa0, 0xa0] + [UInt8](repeating: 0x91, count: 33) + [0xc0]),
         ("map topic", [0x94, 0xa0, 0x80, 0xa0, 0xc0]),
     ] as [(String, [UInt8])])
     func malformedIsRejected(_ name: String, _ bytes: [UInt8]) {
