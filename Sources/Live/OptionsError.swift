@@ -122,6 +122,10 @@ extension Options {
         case "max_topic_len": return ("maxTopicLength", show(maxTopicLength))
         case "max_queued_total": return ("maxQueuedBytesTotal", show(maxQueuedBytesTotal))
         case "max_sessions_per_ip": return ("maxSessionsPerIP", show(maxSessionsPerIP))
+        case "deflate_level": return ("compression.level", show(compression?.level))
+        case "deflate_min_size": return ("compression.minSize", show(compression?.minSize))
+        case "deflate_client_window_bits":
+            return ("compression.clientContextWindowBits", show(compression?.clientContextWindowBits))
         default: return nil
         }
     }

@@ -29,6 +29,7 @@
  * anything else 404.
  *
  * Topic policies: "--throttle PREFIX:MS" and "--latest PREFIX" (repeatable).
+ * permessage-deflate: "--deflate", with "--deflate-min N" and "--deflate-client-bits B".
  *
  * Prints "PORT <n>" once listening; SIGINT/SIGTERM shut it down gracefully, and the exit
  * status is 0 only if every on_close was called exactly once. */
@@ -356,6 +357,9 @@ int main(int argc, char **argv) {
         .max_queued_total = opt(argc, argv, "--max-queued-total", 0),
         .max_sessions_per_ip = opt(argc, argv, "--max-per-ip", 0),
         .share_port = flag(argc, argv, "--share-port"),
+        .deflate = flag(argc, argv, "--deflate"),
+        .deflate_min_size = opt(argc, argv, "--deflate-min", 0),
+        .deflate_client_window_bits = opt(argc, argv, "--deflate-client-bits", 0),
         .callbacks = {.on_request = on_request, .on_message = on_message,
                       .on_close = on_close, .on_presence = on_presence},
     };
