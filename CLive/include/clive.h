@@ -196,6 +196,9 @@ typedef struct clive_stats {
     uint64_t rate_limited;   /* received messages dropped by the rate limit */
     uint64_t budget_closes;  /* sessions closed because max_queued_total was reached
                                 (also counted in overflows) */
+    uint64_t compressions;   /* messages compressed for permessage-deflate: one per
+                                publish (and per direct send) worth compressing, however
+                                many subscribers take it */
     uint64_t refused_subscribes; /* subscribes refused by max_topics_per_session or
                                     max_topics */
 } clive_stats;

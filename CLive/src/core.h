@@ -128,7 +128,7 @@ struct clive_session {
 typedef struct lv_counters {
     atomic_uint_fast64_t connections, sessions, queued_frames, queued_bytes, overflows, skipped,
         messages_in, frames_out, subscriptions, topics, rate_limited, budget_closes,
-        refused_subscribes;
+        refused_subscribes, compressions;
 } lv_counters;
 
 struct lv_loop {

@@ -302,7 +302,8 @@ int lv_inflate_message(lv_zloop **zp, struct z_stream_s **own, unsigned own_bits
 
 /* --- compress once ------------------------------------------------------------------ */
 
-clive_frame *lv_deflate_twin(lv_zloop **zp, clive_frame *f, size_t min_size, int level) {
+clive_frame *lv_deflate_twin(lv_zloop **zp, clive_frame *f, size_t min_size, int level,
+                             uint64_t *compressions) {
     if (f->kind != LV_FRAME_DATA) return NULL;
     size_t plen = f->len - f->head_len;
     if (plen < min_size) return NULL;
@@ -329,6 +330,7 @@ clive_frame *lv_deflate_twin(lv_zloop **zp, clive_frame *f, size_t min_size, int
     z->def.next_out = z->scratch;
     z->def.avail_out = (uInt)bound;
     int zr = deflate(&z->def, Z_SYNC_FLUSH);
+    (*compressions)++;
     size_t clen = bound - z->def.avail_out;
     deflateReset(&z->def); /* no context takeover: the next message starts afresh */
     clive_frame *made = NULL;

@@ -66,7 +66,9 @@ void lv_inflate_free(struct z_stream_s *own);
  * (with the loop's stream, no context takeover) and kept on the frame, so a publish is
  * compressed once whatever the number of subscribers or loops. Returns NULL when the frame
  * is not a data frame, is shorter than min_size, or does not shrink; the caller then sends
- * the frame itself. The returned frame is owned by `frame` (retain it to keep it). */
-clive_frame *lv_deflate_twin(lv_zloop **z, clive_frame *frame, size_t min_size, int level);
+ * the frame itself. The returned frame is owned by `frame` (retain it to keep it).
+ * *compressions counts the compressions this call made (0 or 1). */
+clive_frame *lv_deflate_twin(lv_zloop **z, clive_frame *frame, size_t min_size, int level,
+                             uint64_t *compressions);
 
 #endif

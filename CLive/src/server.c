@@ -404,6 +404,7 @@ void clive_server_stats(const clive_server *srv, clive_stats *out) {
         SUM(rate_limited);
         SUM(budget_closes);
         SUM(refused_subscribes);
+        SUM(compressions);
 #undef SUM
     }
 }

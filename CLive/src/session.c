@@ -602,7 +602,10 @@ void lv_session_overflow(clive_session *s) {
 static clive_frame *frame_for(clive_session *s, clive_frame *f) {
     if (!s->deflate_out) return f;
     const clive_options *o = &s->loop->server->options;
-    clive_frame *twin = lv_deflate_twin(&s->loop->zlib, f, o->deflate_min_size, o->deflate_level);
+    uint64_t made = 0;
+    clive_frame *twin = lv_deflate_twin(&s->loop->zlib, f, o->deflate_min_size, o->deflate_level,
+                                        &made);
+    if (made) lv_count(&s->loop->counters.compressions, (int64_t)made);
     return twin ? twin : f;
 }
 

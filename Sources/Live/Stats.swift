@@ -29,6 +29,9 @@ public struct Stats: Sendable, Hashable {
     public var budgetCloses: Int
     /// Subscribes refused by `Options.maxTopicsPerSession` or `Options.maxTopics`.
     public var refusedSubscribes: Int
+    /// Messages compressed for permessage-deflate: one per publish worth compressing,
+    /// however many subscribers negotiated it.
+    public var compressions: Int
 
     init(_ c: clive_stats) {
         connections = Int(clamping: c.connections)
@@ -44,6 +47,7 @@ public struct Stats: Sendable, Hashable {
         rateLimited = Int(clamping: c.rate_limited)
         budgetCloses = Int(clamping: c.budget_closes)
         refusedSubscribes = Int(clamping: c.refused_subscribes)
+        compressions = Int(clamping: c.compressions)
     }
 }
 

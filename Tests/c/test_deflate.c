@@ -170,13 +170,15 @@ static void test_context_takeover(void) {
 
 static void test_twin(void) {
     lv_zloop *z = NULL;
+    uint64_t made = 0;
     char text[600];
     for (size_t i = 0; i < sizeof text; i++) text[i] = "abcabcabd"[i % 9];
     clive_frame *f = clive_frame_new(0, text, sizeof text);
-    clive_frame *t = lv_deflate_twin(&z, f, 128, 6);
+    clive_frame *t = lv_deflate_twin(&z, f, 128, 6, &made);
     CHECK(t != NULL && t->len < f->len / 2);
     CHECK(t && (t->bytes[0] == (0x80 | 0x40 | LV_OP_TEXT)));
-    CHECK(lv_deflate_twin(&z, f, 128, 6) == t); /* built once, kept on the frame */
+    CHECK(lv_deflate_twin(&z, f, 128, 6, &made) == t); /* built once, kept on the frame */
+    CHECK_INT(made, 1);
     if (t) {
         uint8_t *out;
         size_t n;
@@ -185,15 +187,16 @@ static void test_twin(void) {
         CHECK(n == sizeof text && memcmp(out, text, n) == 0);
     }
     clive_frame *small = clive_frame_new(1, text, 100);
-    CHECK(lv_deflate_twin(&z, small, 128, 6) == NULL); /* under the threshold */
+    CHECK(lv_deflate_twin(&z, small, 128, 6, &made) == NULL); /* under the threshold */
     uint8_t noise[300];
     srand(7);
     for (size_t i = 0; i < sizeof noise; i++) noise[i] = (uint8_t)rand();
     clive_frame *rnd = clive_frame_new(1, noise, sizeof noise);
-    CHECK(lv_deflate_twin(&z, rnd, 128, 6) == NULL); /* does not shrink */
-    CHECK(lv_deflate_twin(&z, rnd, 128, 6) == NULL); /* and that is remembered */
+    CHECK(lv_deflate_twin(&z, rnd, 128, 6, &made) == NULL); /* does not shrink */
+    CHECK(lv_deflate_twin(&z, rnd, 128, 6, &made) == NULL); /* and that is remembered */
+    CHECK_INT(made, 2); /* the text and the noise, each once; nothing for the small one */
     clive_frame *ctl = lv_frame_control(LV_OP_PING, text, 125);
-    CHECK(lv_deflate_twin(&z, ctl, 1, 6) == NULL); /* never a control frame */
+    CHECK(lv_deflate_twin(&z, ctl, 1, 6, &made) == NULL); /* never a control frame */
     clive_frame_release(f); /* frees the twin with it (LeakSanitizer checks) */
     clive_frame_release(small);
     clive_frame_release(rnd);

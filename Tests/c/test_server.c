@@ -105,7 +105,8 @@ static void on_request(clive_session *s, const clive_request *r, void *user) {
                              "\"topics\":%lu,\"queued_frames\":%lu,\"queued_bytes\":%lu,"
                              "\"overflows\":%lu,\"skipped\":%lu,\"messages_in\":%lu,"
                              "\"frames_out\":%lu,\"rate_limited\":%lu,\"budget_closes\":%lu,"
-                             "\"refused_subscribes\":%lu,\"opened\":%ld,\"closed\":%ld,"
+                             "\"refused_subscribes\":%lu,\"compressions\":%lu,"
+                             "\"opened\":%ld,\"closed\":%ld,"
                              "\"double_closed\":%ld}\n",
                              (unsigned long)st.connections, (unsigned long)st.sessions,
                              (unsigned long)st.subscriptions, (unsigned long)st.topics,
@@ -114,6 +115,7 @@ static void on_request(clive_session *s, const clive_request *r, void *user) {
                              (unsigned long)st.messages_in, (unsigned long)st.frames_out,
                              (unsigned long)st.rate_limited, (unsigned long)st.budget_closes,
                              (unsigned long)st.refused_subscribes,
+                             (unsigned long)st.compressions,
                              atomic_load(&opened), atomic_load(&closed),
                              atomic_load(&double_closed));
             static const char type[] = "Content-Type: application/json\r\n";

@@ -370,3 +370,27 @@ def test_mixed_subscribers_get_the_same_messages(live):
                 assert inflate(f.payload).decode() == m
             else:
                 assert f.rsv == 0 and f.text == m
+
+
+def test_a_publish_is_compressed_once(live):
+    """Compression is per publish, not per subscriber: 40 compressed subscribers over two
+    loops, 10 publishes, and at most one compression per publish per loop (two loops may
+    race on the same publish; one result is kept)."""
+    srv = live.server("--deflate", "--loops", 2)
+    subs = []
+    for _ in range(40):
+        c = live.raw(srv)
+        c.upgrade(extra=[PMD])
+        assert c.command("/sub feed") == "ok sub feed"
+        subs.append(c)
+    pub = live.ws(srv)
+    before = srv.stats()["compressions"]
+    msgs = [chat_json(i) for i in range(10)]
+    for m in msgs:
+        assert pub.command(f"/pub feed {m}") == "ok pub feed"
+    for c in subs:
+        for m in msgs:
+            f = c.recv_frame()
+            assert f.rsv == 4 and inflate(f.payload).decode() == m
+    made = srv.stats()["compressions"] - before
+    assert len(msgs) <= made <= 2 * len(msgs), made
