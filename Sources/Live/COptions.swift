@@ -34,7 +34,7 @@ extension Options {
         c.share_port = sharePort ? 1 : 0
         if let compression {
             c.deflate = 1
-            c.deflate_min_size = max(1, compression.minSize)
+            c.deflate_min_size = compression.minSize
             c.deflate_level = Int32(clamping: compression.level)
             c.deflate_client_window_bits = UInt32(clamping: compression.clientContextWindowBits ?? 0)
         }
