@@ -30,13 +30,20 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        // zlib from Debian's zlib1g-dev, for permessage-deflate.
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // The C core: event loops, HTTP upgrade, RFC 6455 frames, send queues, topics.
         // No unsafeFlags in any target of the Live and LiveRooms products: SwiftPM refuses
         // them in a dependency required by version (Tests/consumer). Warnings as errors are
         // in scripts/build-c, which builds the core for its own tests.
         .target(
             name: "CLive",
-            dependencies: ["CUV"],
+            dependencies: ["CUV", "CZlib"],
             path: "CLive",
             publicHeadersPath: "include"
         ),

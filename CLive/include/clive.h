@@ -172,6 +172,18 @@ typedef struct clive_options {
                                     kernel then splits new connections between them, so
                                     their topics and presence are split); 0: listening
                                     fails when another process holds the port */
+    /* permessage-deflate (RFC 7692). Off by default: compression costs CPU on every
+     * message and helps only text-heavy traffic over slow links (see CORE.md). */
+    int deflate;                 /* 1: accept a client's permessage-deflate offer */
+    size_t deflate_min_size;     /* messages with fewer payload bytes go uncompressed;
+                                    0: 128 */
+    int deflate_level;           /* zlib level 1 (fast) ... 9 (small); 0: 6 */
+    unsigned deflate_client_window_bits; /* 0: the client may not keep its compression
+                                    context between messages (the answer always says
+                                    client_no_context_takeover), so no session holds zlib
+                                    state; 9-15: it may, and such a session keeps its own
+                                    inflate stream, about 7 KiB + 2^bits bytes, the window
+                                    bounded to 2^bits when the client's offer allows */
     clive_callbacks callbacks;
 } clive_options;
 
@@ -194,6 +206,9 @@ typedef struct clive_stats {
     uint64_t rate_limited;   /* received messages dropped by the rate limit */
     uint64_t budget_closes;  /* sessions closed because max_queued_total was reached
                                 (also counted in overflows) */
+    uint64_t compressions;   /* messages compressed for permessage-deflate: one per
+                                publish (and per direct send) worth compressing, however
+                                many subscribers take it */
     uint64_t refused_subscribes; /* subscribes refused by max_topics_per_session or
                                     max_topics */
     uint64_t closed[CLIVE_CLOSE_KINDS]; /* accepted sessions that closed, by clive_close_kind

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "clive.h"
+#include "deflate.h"
 #include "frame.h"
 #include "inbox.h"
 #include "interest.h"
@@ -19,9 +20,22 @@
 /* A frame built once and shared by every queue it sits in. */
 struct clive_frame {
     atomic_uint refs;
+    uint8_t kind;     /* lv_frame_kind */
+    uint8_t head_len; /* data frames: header bytes before the payload */
     size_t len;
+    /* data frames: the compressed twin for sessions with permessage-deflate, built by the
+     * first loop that needs it (deflate.c); NULL until then, LV_NO_TWIN if not worth it */
+    _Atomic(clive_frame *) twin;
     uint8_t bytes[];
 };
+
+typedef enum lv_frame_kind {
+    LV_FRAME_RAW = 0,  /* HTTP responses and control frames: never compressed */
+    LV_FRAME_DATA,     /* clive_frame_new: may get a compressed twin */
+    LV_FRAME_DEFLATED, /* a twin: RSV1 set, payload compressed */
+} lv_frame_kind;
+
+#define LV_NO_TWIN ((clive_frame *)(uintptr_t)1)
 
 /* Bytes written as they are (a handshake or HTTP response) as a shareable frame. */
 clive_frame *lv_frame_raw(const void *a, size_t alen, const void *b, size_t blen);
@@ -56,6 +70,7 @@ struct clive_session {
     clive_session *dirty_next;    /* the loop's flush list */
     int fd;
     uint8_t codec_slot;
+    bool deflate_out;       /* permessage-deflate: gets the compressed twins of frames */
     uint8_t state;          /* lv_state */
     uint8_t polling;        /* UV_READABLE/UV_WRITABLE events currently requested */
     bool in_dirty;          /* on loop->dirty, waiting for its flush */
@@ -103,6 +118,8 @@ struct clive_session {
     size_t head_scanned;
     /* frames in */
     lv_frame_parser parser;
+    lv_pmd pmd;                 /* permessage-deflate as agreed in the handshake */
+    struct z_stream_s *zin;     /* only when the client keeps its context: its inflater */
     uint8_t *msg; /* a data message being reassembled */
     size_t msg_len, msg_cap;
     lv_sub_list subs;
@@ -112,7 +129,7 @@ struct clive_session {
 typedef struct lv_counters {
     atomic_uint_fast64_t connections, sessions, queued_frames, queued_bytes, overflows, skipped,
         messages_in, frames_out, subscriptions, topics, rate_limited, budget_closes,
-        refused_subscribes;
+        refused_subscribes, compressions;
     atomic_uint_fast64_t closed[CLIVE_CLOSE_KINDS], rejected[CLIVE_REJECT_STATUSES], deliveries,
         bytes_out, coalesced, throttled, fanouts, fanout_ns, fanout_hist[CLIVE_TIMING_BUCKETS];
 } lv_counters;
@@ -144,6 +161,7 @@ struct lv_loop {
     size_t rbuf_cap;
     uint8_t *gather; /* small frames bound for one socket, copied together for one write */
     size_t gather_cap;
+    lv_zloop *zlib;  /* permessage-deflate streams and buffers, made on first use */
     bool stopping;      /* shutdown began: no new connections */
     bool handles_closed;
     bool thread_joined;

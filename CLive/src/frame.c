@@ -99,7 +99,11 @@ static size_t head_size(const lv_frame_parser *p, uint8_t b1) {
  * here, so a bad frame fails before the rest of its header arrives. */
 static int check_head2(const lv_frame_parser *p, uint8_t b0, uint8_t b1) {
     unsigned op = b0 & 0x0Fu;
-    if (b0 & 0x70) /* no extension was negotiated, so no RSV bit has a meaning */
+    if (b0 & 0x30) /* no extension gives RSV2 or RSV3 a meaning */
+        return LV_CLOSE_PROTOCOL;
+    /* RSV1 marks a compressed message (RFC 7692 6): only where negotiated, and only on a
+     * message's first frame */
+    if ((b0 & 0x40) && (!p->rsv1_ok || op == LV_OP_CONT || op >= LV_OP_CLOSE))
         return LV_CLOSE_PROTOCOL;
     if ((op > LV_OP_BINARY && op < LV_OP_CLOSE) || op > LV_OP_PONG)
         return LV_CLOSE_PROTOCOL;
@@ -149,6 +153,7 @@ static int start_frame(lv_frame_parser *p, const uint8_t *h) {
         if (op != LV_OP_CONT) {
             p->msg_opcode = op;
             p->utf8_state = LV_UTF8_ACCEPT;
+            p->msg_compressed = (h[0] >> 6) & 1;
         }
         p->msg_len += n;
         p->msg_frames++;
@@ -255,7 +260,7 @@ int lv_frame_parse(lv_frame_parser *p, uint8_t *data, size_t len, size_t *consum
 
         if (p->opcode < LV_OP_CLOSE) {
             int op = p->msg_opcode, last = 0;
-            if (op == LV_OP_TEXT && n) {
+            if (op == LV_OP_TEXT && n && !p->msg_compressed) {
                 /* validate before delivering: a chunk with an impossible byte never reaches
                  * the hook, and the failure comes at once, not at the end of the frame */
                 uint32_t st = lv_utf8_feed(p->utf8_state, d, n);

@@ -68,6 +68,12 @@ typedef struct lv_frame_parser {
     uint64_t msg_len;
     uint32_t msg_frames;
     uint32_t utf8_state;
+    /* permessage-deflate: the caller sets rsv1_ok once it is negotiated; msg_compressed
+     * says whether the current message (still during its last on_data) had RSV1 set. Its
+     * payload is then handed over compressed and not UTF-8 checked: the caller inflates
+     * and validates it. */
+    uint8_t rsv1_ok;
+    uint8_t msg_compressed;
     /* control frame split across reads: allocated for it (every idle session carries a
      * parser, and 125 bytes inline were a seventh of an idle session's memory) */
     uint8_t *ctl;
@@ -92,7 +98,9 @@ void lv_frame_parser_free(lv_frame_parser *p);
  *   0 when all len bytes were consumed;
  *   LV_FRAME_STOPPED when a hook returned non-zero: *consumed tells how far it got;
  *   a close code when the stream violates RFC 6455, after which every call returns it:
- *     1002 unmasked frame (in the client role: a masked one), RSV bits set, reserved opcode, control frame fragmented or
+ *     1002 unmasked frame (in the client role: a masked one), RSV2/RSV3 set, RSV1 set
+ *          without rsv1_ok or on a control or continuation frame, reserved opcode,
+ *          control frame fragmented or
  *          over 125 bytes, continuation with no message open, new data frame inside an
  *          open message, 64-bit length with the high bit set, non-minimal length
  *          encoding, invalid close payload (1 byte, a code not allowed on the wire, a

@@ -9,14 +9,22 @@ static clive_frame *frame_alloc(size_t len) {
     clive_frame *f = malloc(sizeof *f + len);
     if (f == NULL) return NULL;
     atomic_init(&f->refs, 1);
+    f->kind = LV_FRAME_RAW;
+    f->head_len = 0;
     f->len = len;
+    atomic_init(&f->twin, NULL);
     return f;
 }
 
 clive_frame *clive_frame_new(int binary, const void *payload, size_t len) {
     uint8_t head[10];
     size_t hl = lv_frame_header(head, binary ? LV_OP_BINARY : LV_OP_TEXT, len);
-    return lv_frame_raw(head, hl, payload, len);
+    clive_frame *f = lv_frame_raw(head, hl, payload, len);
+    if (f) {
+        f->kind = LV_FRAME_DATA;
+        f->head_len = (uint8_t)hl;
+    }
+    return f;
 }
 
 clive_frame *lv_frame_control(int opcode, const void *payload, size_t len) {
@@ -41,5 +49,9 @@ void clive_frame_release(clive_frame *f) {
     if (f == NULL) return;
     /* acq_rel: the last owner sees every write made through other references (a fence
      * would do as well, but ThreadSanitizer does not model fences) */
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) free(f);
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
+        clive_frame *twin = atomic_load_explicit(&f->twin, memory_order_acquire);
+        if (twin != NULL && twin != LV_NO_TWIN) clive_frame_release(twin);
+        free(f);
+    }
 }

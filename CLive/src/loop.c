@@ -506,4 +506,6 @@ void lv_loop_free(lv_loop *l) {
     l->rbuf = NULL;
     free(l->gather);
     l->gather = NULL;
+    lv_zloop_free(l->zlib);
+    l->zlib = NULL;
 }

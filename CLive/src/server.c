@@ -65,6 +65,9 @@ static void apply_defaults(clive_options *o) {
     if (!o->max_topic_len) o->max_topic_len = 255;
     /* a bound on what slow readers together can pin, well above any healthy load */
     if (!o->max_queued_total) o->max_queued_total = (size_t)1 << 30;
+    /* below about 128 bytes deflate saves a few bytes at best, and often adds some */
+    if (!o->deflate_min_size) o->deflate_min_size = 128;
+    if (!o->deflate_level) o->deflate_level = 6; /* zlib's default balance */
 }
 
 /* Ranges, checked after defaults: each bound keeps a size inside the type that holds it
@@ -96,7 +99,15 @@ static int check_ranges(const clive_options *o, char *msg, size_t cap) {
     RANGE(rate_grace_ms, 1, 86400000u);
     RANGE(max_topic_len, 1, 65535);
     RANGE(max_queued_total, 1, (uint64_t)1 << 50);
+    RANGE(deflate_level, 1, 9);
+    RANGE(deflate_min_size, 1, (uint64_t)1 << 31);
 #undef RANGE
+    if (o->deflate_client_window_bits &&
+        outside(o->deflate_client_window_bits, 9, 15)) {
+        snprintf(msg, cap, "deflate_client_window_bits must be 0 or 9...15, got %u",
+                 o->deflate_client_window_bits);
+        return CLIVE_EINVAL;
+    }
     if (o->rate_limit && o->rate_burst > 1000000) {
         snprintf(msg, cap, "rate_burst must be 1...1000000, got %u", o->rate_burst);
         return CLIVE_EINVAL;
@@ -404,6 +415,7 @@ void clive_server_stats(const clive_server *srv, clive_stats *out) {
         for (unsigned k = 0; k < CLIVE_CLOSE_KINDS; k++) SUM(closed[k]);
         for (unsigned k = 0; k < CLIVE_REJECT_STATUSES; k++) SUM(rejected[k]);
         for (unsigned k = 0; k < CLIVE_TIMING_BUCKETS; k++) SUM(fanout_hist[k]);
+        SUM(compressions);
 #undef SUM
     }
     out->published = atomic_load_explicit(&srv->published, memory_order_relaxed);

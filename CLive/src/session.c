@@ -158,6 +158,26 @@ static void reject(clive_session *s, int status, const char *reason) {
                           status == 426 ? sizeof version - 1 : 0, body, (size_t)n);
 }
 
+/* Answers a permessage-deflate offer, if the request makes one we accept: the extension's
+ * line goes before the blank line that ends the 101 response of n bytes. Returns the new
+ * length (n unchanged when declined, 0 when it does not fit). */
+static size_t add_deflate(clive_session *s, const lv_http_request *req, char *reply, size_t n,
+                          size_t cap) {
+    const clive_options *o = &s->loop->server->options;
+    char line[192];
+    size_t k = lv_pmd_negotiate(req->headers, req->header_count, o->deflate_client_window_bits,
+                                &s->pmd, line, sizeof line);
+    if (k == 0) return n;
+    if (n + k > cap) return 0;
+    memcpy(reply + n - 2, line, k); /* over the final CRLF, written again after it */
+    memcpy(reply + n - 2 + k, "\r\n", 2);
+    s->parser.rsv1_ok = 1;
+    /* twins are compressed with a 2^15 window; a client that asked us for a smaller one
+     * is sent plain frames, which the extension allows */
+    s->deflate_out = s->pmd.server_bits == 15;
+    return n + k;
+}
+
 /* A complete head of `end` bytes sits at s->head. */
 static void handle_request(clive_session *s, size_t end) {
     const clive_options *o = &s->loop->server->options;
@@ -184,9 +204,10 @@ static void handle_request(clive_session *s, size_t end) {
         return;
     }
     if (up.is_upgrade) {
-        char reply[256];
+        char reply[512];
         const char *proto = up.subprotocol >= 0 ? o->subprotocols[up.subprotocol] : NULL;
         size_t n = lv_upgrade_response(reply, sizeof reply, &up, proto);
+        if (n && o->deflate) n = add_deflate(s, &req, reply, n, sizeof reply);
         s->upgrade_reply = n ? lv_frame_raw(reply, n, NULL, 0) : NULL;
         if (s->upgrade_reply == NULL) {
             reject(s, 500, "out of memory");
@@ -342,11 +363,33 @@ static void deliver(clive_session *s, int opcode, const uint8_t *data, size_t le
     if (cb->on_message) cb->on_message(s, opcode == LV_OP_BINARY, data, len, cb->user);
 }
 
+/* A compressed message, complete: inflated within max_message, then delivered. The
+ * inflated bytes live in the loop's buffer until the next message of any session. */
+static void deliver_compressed(clive_session *s, int opcode, const uint8_t *data, size_t len) {
+    lv_loop *l = s->loop;
+    const clive_options *o = &l->server->options;
+    uint8_t *out = NULL;
+    size_t n = 0;
+    int rc = lv_inflate_message(&l->zlib, s->pmd.client_takeover ? &s->zin : NULL,
+                                s->pmd.client_bits, data, len, o->max_message, &out, &n);
+    if (rc == 0 && opcode == LV_OP_TEXT && !lv_utf8_valid(out, n)) rc = LV_CLOSE_INVALID_DATA;
+    if (rc != 0) {
+        lv_session_start_close(s, CLIVE_CLOSED_PROTOCOL, (uint16_t)rc, "", 0);
+        return;
+    }
+    deliver(s, opcode, out, n);
+    lv_inflate_trim(l->zlib);
+}
+
 static int hook_data(void *user, int opcode, uint8_t *data, size_t len, int last) {
     clive_session *s = user;
     if (s->state != LV_OPEN) return 1;
     if (last && s->msg_len == 0) {
-        deliver(s, opcode, data, len); /* the common case: straight from the read buffer */
+        /* the common case: straight from the read buffer */
+        if (s->parser.msg_compressed)
+            deliver_compressed(s, opcode, data, len);
+        else
+            deliver(s, opcode, data, len);
     } else {
         if (s->msg_len + len > s->msg_cap) {
             size_t want = s->msg_cap ? s->msg_cap : 4096;
@@ -370,7 +413,10 @@ static int hook_data(void *user, int opcode, uint8_t *data, size_t len, int last
         size_t msg_len = s->msg_len;
         s->msg = NULL;
         s->msg_len = s->msg_cap = 0;
-        deliver(s, opcode, msg, msg_len);
+        if (s->parser.msg_compressed)
+            deliver_compressed(s, opcode, msg, msg_len);
+        else
+            deliver(s, opcode, msg, msg_len);
         free(msg);
     }
     if (s->state != LV_OPEN) return 1;
@@ -559,7 +605,20 @@ void lv_session_overflow(clive_session *s) {
     lv_loop_defer(s);
 }
 
+/* What a session is sent for frame f: its compressed twin when the session negotiated
+ * permessage-deflate and f is worth compressing, else f. */
+static clive_frame *frame_for(clive_session *s, clive_frame *f) {
+    if (!s->deflate_out) return f;
+    const clive_options *o = &s->loop->server->options;
+    uint64_t made = 0;
+    clive_frame *twin = lv_deflate_twin(&s->loop->zlib, f, o->deflate_min_size, o->deflate_level,
+                                        &made);
+    if (made) lv_count(&s->loop->counters.compressions, (int64_t)made);
+    return twin ? twin : f;
+}
+
 void lv_session_enqueue(clive_session *s, clive_frame *f) {
+    f = frame_for(s, f);
     clive_frame_retain(f);
     if (!enqueue_owned(s, f, false)) clive_frame_release(f);
 }
@@ -589,6 +648,11 @@ void lv_topic_deliver(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size
     uint32_t n = tp->count;
     const lv_member *members = tp->members;
     uint32_t used[256] = {0};
+    /* compressed twins, found when the first subscriber with permessage-deflate needs one
+     * (NULL: not looked for yet, LV_NO_TWIN: none) and counted like the frames */
+    clive_frame *twins[256];
+    uint32_t twin_used[256];
+    bool any_twin = false;
     uint64_t skipped = 0, replaced = 0;
     /* One reference count update per frame, not per subscriber: count every subscriber
      * up front, hand back the unused ones after. The caller's own reference keeps each
@@ -607,19 +671,36 @@ void lv_topic_deliver(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size
             skipped++;
             continue;
         }
+        uint32_t *use = &used[slot];
+        if (s->deflate_out) {
+            if (!any_twin) {
+                memset(twins, 0, sizeof twins[0] * (count < 256 ? count : 256));
+                memset(twin_used, 0, sizeof twin_used[0] * (count < 256 ? count : 256));
+                any_twin = true;
+            }
+            if (twins[slot] == NULL) {
+                clive_frame *t = frame_for(s, f);
+                twins[slot] = t == f ? LV_NO_TWIN : t;
+                if (t != f) atomic_fetch_add_explicit(&t->refs, n, memory_order_relaxed);
+            }
+            if (twins[slot] != LV_NO_TWIN) {
+                f = twins[slot];
+                use = &twin_used[slot];
+            }
+        }
         if (tp->latest_only && sub->unsent_seq && s->state == LV_OPEN && !s->overflowed) {
             /* latest value wins: overwrite this topic's frame still waiting in the ring */
             uint32_t c0 = s->q.count;
             size_t b0 = s->q.bytes;
             if (lv_sendq_replace(&s->q, sub->unsent_seq - 1, f)) {
                 account_queue(s, c0, b0);
-                used[slot]++;
+                (*use)++;
                 replaced++;
                 continue;
             }
         }
         if (enqueue_owned(s, f, false)) {
-            used[slot]++;
+            (*use)++;
             if (tp->latest_only) sub->unsent_seq = lv_sendq_next_seq(&s->q); /* its seq + 1 */
         }
     }
@@ -628,6 +709,13 @@ void lv_topic_deliver(lv_loop *l, lv_topic *tp, clive_frame *const *frames, size
         delivered += used[i];
         if (frames[i] && n > used[i])
             atomic_fetch_sub_explicit(&frames[i]->refs, n - used[i], memory_order_release);
+    }
+    /* a twin is owned by its frame, which the caller still holds: none drops to zero here */
+    for (size_t i = 0; any_twin && i < count && i < 256; i++) {
+        if (twins[i] == NULL || twins[i] == LV_NO_TWIN) continue;
+        delivered += twin_used[i];
+        if (n > twin_used[i])
+            atomic_fetch_sub_explicit(&twins[i]->refs, n - twin_used[i], memory_order_release);
     }
     if (skipped) lv_count(&l->counters.skipped, (int64_t)skipped);
     if (replaced) lv_count(&l->counters.coalesced, (int64_t)replaced);
@@ -890,6 +978,8 @@ void lv_session_finish(clive_session *s) {
     free(s->msg);
     s->msg = NULL;
     lv_frame_parser_free(&s->parser);
+    lv_inflate_free(s->zin);
+    s->zin = NULL;
     clive_frame_release(s->upgrade_reply);
     s->upgrade_reply = NULL;
     lv_loop_maybe_stop(l);

@@ -32,6 +32,12 @@ extension Options {
         c.max_queued_total = maxQueuedBytesTotal
         c.max_sessions_per_ip = UInt32(clamping: maxSessionsPerIP ?? 0)
         c.share_port = sharePort ? 1 : 0
+        if let compression {
+            c.deflate = 1
+            c.deflate_min_size = compression.minSize
+            c.deflate_level = Int32(clamping: compression.level)
+            c.deflate_client_window_bits = UInt32(clamping: compression.clientContextWindowBits ?? 0)
+        }
         let protocols = codecTable.map { strdup($0.name) }
         let origins = allowedOrigins.map { strdup($0) }
         let prefixes = topicPolicies.map { strdup($0.prefix) }

@@ -99,6 +99,31 @@ public struct Options: Sendable {
     /// id ("<nodeID>-<n>"), so that ids are unique across nodes. Default: 12 random hex
     /// digits, new for every process.
     public var nodeID: String = Options.randomNodeID()
+    /// permessage-deflate (RFC 7692) for clients that offer it. `nil` (the default): off,
+    /// because compression costs CPU on every message and pays only for text-heavy
+    /// traffic on slow links. A published message is compressed once for every
+    /// subscriber that negotiated it.
+    public var compression: Compression? = nil
+
+    /// How permessage-deflate is used (see `compression`).
+    public struct Compression: Sendable {
+        /// Messages with fewer bytes go uncompressed: below about 128 bytes deflate saves
+        /// little and often adds some.
+        public var minSize: Int
+        /// zlib level, 1 (fastest) to 9 (smallest).
+        public var level: Int
+        /// `nil` (the default): clients are told not to keep their compression context
+        /// between messages, so no session holds zlib state while idle. 9-15: a client may
+        /// keep it, bounded to a 2^bits window, and its session then holds an inflate
+        /// stream of about 7 KiB + 2^bits bytes for its whole life.
+        public var clientContextWindowBits: Int?
+
+        public init(minSize: Int = 128, level: Int = 6, clientContextWindowBits: Int? = nil) {
+            self.minSize = minSize
+            self.level = level
+            self.clientContextWindowBits = clientContextWindowBits
+        }
+    }
 
     /// Decides whether an upgrade may proceed and what the session's `Meta` is. Runs in a
     /// task, so it may await I/O; the connection waits (up to `handshakeTimeout`). Throw

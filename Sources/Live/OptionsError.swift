@@ -64,6 +64,12 @@ extension Options {
         try atLeast(1, maxRefLength, "maxRefLength")
         try atLeast(1, maxQueuedBytesTotal, "maxQueuedBytesTotal")
         if let maxSessionsPerIP { try atLeast(1, maxSessionsPerIP, "maxSessionsPerIP") }
+        if let compression {
+            // 0 means "the default" to the core; here it is an error like any other
+            try atLeast(1, compression.minSize, "compression.minSize")
+            try atLeast(1, compression.level, "compression.level")
+            if let bits = compression.clientContextWindowBits { try atLeast(1, bits, "compression.clientContextWindowBits") }
+        }
     }
 
     /// The upper bounds of the core's 32-bit fields, for a core whose own range goes that
@@ -122,6 +128,10 @@ extension Options {
         case "max_topic_len": return ("maxTopicLength", show(maxTopicLength))
         case "max_queued_total": return ("maxQueuedBytesTotal", show(maxQueuedBytesTotal))
         case "max_sessions_per_ip": return ("maxSessionsPerIP", show(maxSessionsPerIP))
+        case "deflate_level": return ("compression.level", show(compression?.level))
+        case "deflate_min_size": return ("compression.minSize", show(compression?.minSize))
+        case "deflate_client_window_bits":
+            return ("compression.clientContextWindowBits", show(compression?.clientContextWindowBits))
         default: return nil
         }
     }

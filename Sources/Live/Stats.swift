@@ -29,6 +29,9 @@ public struct Stats: Sendable, Hashable {
     public var budgetCloses: Int
     /// Subscribes refused by `Options.maxTopicsPerSession` or `Options.maxTopics`.
     public var refusedSubscribes: Int
+    /// Messages compressed for permessage-deflate: one per publish worth compressing,
+    /// however many subscribers negotiated it.
+    public var compressions: Int
     /// Accepted sessions that closed, by why, as the core tells it: `.serverClosed` stands
     /// for every close the server made (`decodeError` included) and carries no code.
     public var closed: [CloseKind: Int]
@@ -110,6 +113,7 @@ public struct Stats: Sendable, Hashable {
         throttled = Int(clamping: c.throttled)
         fanouts = Int(clamping: c.fanouts)
         fanoutNanoseconds = Int(clamping: c.fanout_ns)
+        compressions = Int(clamping: c.compressions)
     }
 }
 

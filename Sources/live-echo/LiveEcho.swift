@@ -16,6 +16,7 @@ struct LiveEcho: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Port to bind, 0...65535; 0 picks a free one (printed as PORT <n>).")
     var port = 9001
     @Option(help: "Event loops; 0 means one per usable CPU.") var eventLoops = 0
+    @Flag(help: "Accept permessage-deflate (RFC 7692) from clients that offer it.") var deflate = false
 
     func validate() throws {
         guard (0...65535).contains(port) else {
@@ -28,6 +29,7 @@ struct LiveEcho: AsyncParsableCommand {
         options.codec = RawCodec()
         options.codecs = []
         options.eventLoops = eventLoops > 0 ? eventLoops : nil
+        options.compression = deflate ? Options.Compression() : nil
         options.onMessage = { session, message in try? session.send(message) }
         let server = try Server(options: options)
         try server.listen(host: host, port: port)

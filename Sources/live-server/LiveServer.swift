@@ -43,6 +43,8 @@ struct LiveServer: AsyncParsableCommand {
     var allowedOrigins: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
     @Flag(help: "Do not publish join/leave presence events (who still answers).") var noPresenceEvents = false
+    @Flag(help: "Accept permessage-deflate (RFC 7692) from clients that offer it; a publish is compressed once for all of them.")
+    var deflate = false
     @Option(parsing: .unconditional, help: "How long joins and leaves are collected into one presence event, in milliseconds.")
     var presenceBatchMs = 50
     @Option(name: .customLong("latest-only-prefix"),
@@ -147,6 +149,7 @@ struct LiveServer: AsyncParsableCommand {
         presence.batchInterval = .milliseconds(presenceBatchMs)
         presence.publicField = "name"
         options.presence = presence
+        options.compression = deflate ? Options.Compression() : nil
         options.onAuth = { request in
             guard request.path == "/ws" else { throw Rejection(status: .notFound, body: "WebSocket endpoint is /ws") }
             // The demo's identity: a display name from the query, nothing secret, of at most

@@ -49,6 +49,11 @@ private let invalidOptions: [InvalidOption] = [
     .init("maxRefLength", "0") { $0.maxRefLength = 0 },
     .init("maxQueuedBytesTotal", "0") { $0.maxQueuedBytesTotal = 0 },
     .init("maxSessionsPerIP", "0") { $0.maxSessionsPerIP = 0 },
+    .init("compression.level", "0") { $0.compression = .init(level: 0) },
+    .init("compression.level", "10") { $0.compression = .init(level: 10) },
+    .init("compression.minSize", "0") { $0.compression = .init(minSize: 0) },
+    .init("compression.clientContextWindowBits", "8") { $0.compression = .init(clientContextWindowBits: 8) },
+    .init("compression.clientContextWindowBits", "16") { $0.compression = .init(clientContextWindowBits: 16) },
 ]
 
 @Suite struct OptionsValidationTests {

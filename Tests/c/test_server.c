@@ -29,6 +29,7 @@
  * anything else 404.
  *
  * Topic policies: "--throttle PREFIX:MS" and "--latest PREFIX" (repeatable).
+ * permessage-deflate: "--deflate", with "--deflate-min N" and "--deflate-client-bits B".
  *
  * Prints "PORT <n>" once listening; SIGINT/SIGTERM shut it down gracefully, and the exit
  * status is 0 only if every on_close was called exactly once. */
@@ -132,7 +133,8 @@ static void on_request(clive_session *s, const clive_request *r, void *user) {
                              "\"topics\":%lu,\"queued_frames\":%lu,\"queued_bytes\":%lu,"
                              "\"overflows\":%lu,\"skipped\":%lu,\"messages_in\":%lu,"
                              "\"frames_out\":%lu,\"rate_limited\":%lu,\"budget_closes\":%lu,"
-                             "\"refused_subscribes\":%lu,\"opened\":%ld,\"closed\":%ld,"
+                             "\"refused_subscribes\":%lu,\"compressions\":%lu,"
+                             "\"opened\":%ld,\"closed\":%ld,"
                              "\"double_closed\":%ld,",
                              (unsigned long)st.connections, (unsigned long)st.sessions,
                              (unsigned long)st.subscriptions, (unsigned long)st.topics,
@@ -141,6 +143,7 @@ static void on_request(clive_session *s, const clive_request *r, void *user) {
                              (unsigned long)st.messages_in, (unsigned long)st.frames_out,
                              (unsigned long)st.rate_limited, (unsigned long)st.budget_closes,
                              (unsigned long)st.refused_subscribes,
+                             (unsigned long)st.compressions,
                              atomic_load(&opened), atomic_load(&closed),
                              atomic_load(&double_closed));
             n += append_stats_more(body + n, sizeof body - (size_t)n, &st);
@@ -407,6 +410,9 @@ int main(int argc, char **argv) {
         .max_queued_total = opt(argc, argv, "--max-queued-total", 0),
         .max_sessions_per_ip = opt(argc, argv, "--max-per-ip", 0),
         .share_port = flag(argc, argv, "--share-port"),
+        .deflate = flag(argc, argv, "--deflate"),
+        .deflate_min_size = opt(argc, argv, "--deflate-min", 0),
+        .deflate_client_window_bits = opt(argc, argv, "--deflate-client-bits", 0),
         .callbacks = {.on_request = on_request, .on_message = on_message,
                       .on_close = on_close, .on_presence = on_presence,
                       .on_interest = flag(argc, argv, "--interest") ? on_interest : NULL},

@@ -1,11 +1,15 @@
 /* libFuzzer harness: the frame parser (with the UTF-8 validator behind it) over a stream of
  * client frames cut into reads at points the input chooses. The first 4 bytes pick the
- * limits, the cut pattern and the role (data[3]'s high bit: the client role, which parses
- * server frames); the hooks check the parser's promises as they go. */
+ * limits, the cut pattern, whether permessage-deflate was negotiated (data[3]'s high bit:
+ * then compressed messages go through the bounded inflate as session.c does) and the role
+ * (data[3]'s next bit: the client role, which parses server frames); the hooks check the
+ * parser's and the inflater's promises as they go. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core.h"
+#include "deflate.h"
 #include "frame.h"
 #include "utf8.h"
 
@@ -14,7 +18,30 @@ typedef struct seen {
     uint64_t max;
     int text;
     uint32_t utf8;
+    const lv_frame_parser *parser;
+    lv_zloop *zlib;
+    uint8_t *zmsg; /* a compressed message being collected */
+    size_t zlen;
 } seen;
+
+/* What session.c does with a compressed message: inflate within the limit, then check. */
+static void inflate_whole(seen *s, int opcode) {
+    uint8_t *out = NULL;
+    size_t n = 0;
+    size_t max = s->max ? s->max : 1u << 20;
+    int rc = lv_inflate_message(&s->zlib, NULL, 15, s->zmsg, s->zlen, max, &out, &n);
+    if (rc == 0) {
+        if (n > max) abort(); /* the bound must hold while inflating */
+        if (n && out == NULL) abort();
+        if (opcode == LV_OP_TEXT) (void)lv_utf8_valid(out, n);
+    } else if (rc != LV_CLOSE_TOO_BIG && rc != LV_CLOSE_INVALID_DATA) {
+        abort();
+    }
+    lv_inflate_trim(s->zlib);
+    free(s->zmsg);
+    s->zmsg = NULL;
+    s->zlen = 0;
+}
 
 static int on_data(void *user, int opcode, uint8_t *data, size_t len, int last) {
     seen *s = user;
@@ -22,6 +49,19 @@ static int on_data(void *user, int opcode, uint8_t *data, size_t len, int last) 
     if (len == 0 && !last) abort(); /* promised never to happen */
     s->msg_len += len;
     if (s->max && s->msg_len > s->max) abort(); /* the size limit must hold */
+    if (s->parser->msg_compressed) {
+        if (!s->parser->rsv1_ok) abort(); /* RSV1 only where negotiated */
+        uint8_t *p = realloc(s->zmsg, s->zlen + len + 1);
+        if (p == NULL) abort();
+        s->zmsg = p;
+        if (len) memcpy(p + s->zlen, data, len);
+        s->zlen += len;
+        if (last) {
+            inflate_whole(s, opcode);
+            s->msg_len = 0;
+        }
+        return 0;
+    }
     if (opcode == LV_OP_TEXT) {
         s->utf8 = lv_utf8_feed(s->utf8, data, len);
         if (s->utf8 == LV_UTF8_REJECT) abort(); /* text delivered must be valid so far */
@@ -55,9 +95,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(buf, data + 4, len);
     lv_frame_parser p;
     lv_frame_parser_init(&p, max, frags);
-    if (data[3] & 0x80)
-        lv_frame_parser_client(&p);
-    seen s = {.max = max, .utf8 = LV_UTF8_ACCEPT};
+    p.rsv1_ok = data[3] >> 7; /* permessage-deflate negotiated */
+    if (data[3] & 0x40) lv_frame_parser_client(&p);
+    seen s = {.max = max, .utf8 = LV_UTF8_ACCEPT, .parser = &p};
     lv_frame_hooks hooks = {on_data, on_control};
     size_t off = 0;
     while (off < len) {
@@ -69,6 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         off += n;
     }
     lv_frame_parser_free(&p);
+    free(s.zmsg);
+    lv_zloop_free(s.zlib);
     free(buf);
     return 0;
 }

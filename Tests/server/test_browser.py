@@ -229,3 +229,36 @@ def test_people_list_shows_both_participants(servers, pages):
     assert sorted(people) == ["alice", "bob"], f"people list {people}; who('t2') gave {who}"
     # live.js's count(): the true number of members, whatever who's cap
     assert bob.evaluate("window.liveDemo.client.count('t2')") == 2
+
+
+def test_browser_session_with_compression(servers, pages):
+    """live-server --deflate: Chromium negotiates permessage-deflate (the answer it gets:
+    no context takeover either way) and large messages go compressed both ways, intact."""
+    srv = servers.start("--deflate")
+    p = pages(f"{srv.http}/?name=ada")
+    p.wait_for("window.liveDemo !== undefined", WAIT, "the page's script")
+    result = p.evaluate("""(async () => {
+        const ws = new WebSocket(`ws://${location.host}/ws?name=ada`);
+        const inbox = [];
+        ws.onmessage = (e) => inbox.push(JSON.parse(e.data));
+        await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+        const next = async (type) => {
+            for (;;) {
+                const i = inbox.findIndex((m) => m.type === type);
+                if (i >= 0) return inbox.splice(i, 1)[0];
+                await new Promise((r) => setTimeout(r, 10));
+            }
+        };
+        ws.send(JSON.stringify({type: 'join', topic: 'z:room', ref: '1'}));
+        await next('reply');
+        const text = 'compressible words, again and again; '.repeat(60);
+        ws.send(JSON.stringify({type: 'publish', topic: 'z:room', ref: '2', body: {text}}));
+        const got = await next('message');
+        const small = {type: 'echo', ref: '3', body: 'hi'};
+        ws.send(JSON.stringify(small));
+        const echoed = await next('echo');
+        ws.close();
+        return {extensions: ws.extensions, same: got.body.text === text, echoed: echoed.body};
+    })()""")
+    assert result == {"extensions": "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+                      "same": True, "echoed": "hi"}
