@@ -651,7 +651,7 @@ static void bench_fanout(uint32_t n, bool real) {
             uint64_t flushed;
             double t1 = now();
             if (real)
-                lv_loop_fanout(w.loop, fan_topic, sizeof fan_topic - 1, &f, 1);
+                lv_loop_fanout(w.loop, fan_topic, sizeof fan_topic - 1, &f, 1, 0);
             else
                 fanout_rings_only(&w, f);
             double t2 = now();
