@@ -70,6 +70,8 @@ struct JSONToMessagePack {
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: scanner.bytes[start..<scanner.index]), as: UTF8.self)
             if let i = Int64(text) {
                 ok = msgpack_pack_int64(&p, i) == 0
+            } else if let u = UInt64(text) {  // above Int64.max: MessagePack's uint 64
+                ok = msgpack_pack_uint64(&p, u) == 0
             } else if let d = Double(text) {
                 ok = msgpack_pack_double(&p, d) == 0
             } else {

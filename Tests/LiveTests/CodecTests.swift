@@ -203,6 +203,11 @@ private func expectCodecError(
         let message = Message(type: "presence", topic: "t", body: json, bodyEncoding: .json)
         let decoded = try codec.decode(try codec.encode(message))
         #expect(decoded == message)
+        // Regression (found by the fuzzer): a uint 64 above Int64.max came back a float.
+        let big: [UInt8] = [0x94, 0xa0, 0xa0, 0xa0, 0xcf, 0xcf, 0xdd, 0xc3, 0xcf, 0xdf, 0xcf, 0xcf, 0x60]
+        let once = try codec.decode(Frame(kind: .binary, payload: Bytes(big)))
+        #expect(once.body.string == "14978343233284722528")
+        #expect(try codec.decode(try codec.encode(once)) == once)
     }
 
     @Test func smallRoundTrip() throws {
