@@ -37,13 +37,20 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // OpenSSL 3 from Debian's libssl-dev, for TLS listeners (wss://) in the core.
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // The C core: event loops, HTTP upgrade, RFC 6455 frames, send queues, topics.
         // No unsafeFlags in any target of the Live and LiveRooms products: SwiftPM refuses
         // them in a dependency required by version (Tests/consumer). Warnings as errors are
         // in scripts/build-c, which builds the core for its own tests.
         .target(
             name: "CLive",
-            dependencies: ["CUV", "CZlib"],
+            dependencies: ["CUV", "CZlib", "COpenSSL"],
             path: "CLive",
             publicHeadersPath: "include"
         ),

@@ -27,6 +27,7 @@ extern "C" {
 typedef struct clive_server clive_server;
 typedef struct clive_session clive_session;
 typedef struct clive_frame clive_frame;
+typedef struct clive_tls clive_tls;
 
 typedef enum clive_error {
     CLIVE_OK = 0,
@@ -111,8 +112,15 @@ typedef struct clive_callbacks {
      * the loop thread where the change happened, under a server-wide lock: it must not
      * block and must not subscribe or unsubscribe. */
     void (*on_interest)(const char *topic, size_t topic_len, int active, void *user);
+    /* Optional: what the core has to say that is not an error of the server's own, e.g. a
+     * failed TLS handshake (level CLIVE_LOG_DEBUG: a client's failure is not the
+     * server's). On the loop thread where it happened; message valid only during the
+     * call. */
+    void (*on_log)(int level, const char *message, void *user);
     void *user;
 } clive_callbacks;
+
+enum { CLIVE_LOG_DEBUG = 0, CLIVE_LOG_INFO = 1, CLIVE_LOG_WARNING = 2 };
 
 /* How the topics that start with `prefix` behave (the first matching policy wins). */
 typedef struct clive_topic_policy {
@@ -228,6 +236,9 @@ typedef struct clive_stats {
     uint64_t fanout_ns;      /* their total time */
     uint64_t fanout_hist[CLIVE_TIMING_BUCKETS]; /* by time: [i] took under 2^i microseconds
                                                    (the last holds the rest) */
+    uint64_t tls_handshakes; /* TLS handshakes completed */
+    uint64_t tls_failures;   /* TLS connections that failed their handshake or a record
+                                (plain HTTP on a TLS port included) */
 } clive_stats;
 
 /* The HTTP status clive_stats.rejected[index] counts; 0 for the last index (any other
@@ -250,6 +261,13 @@ void clive_server_set_callback_user(clive_server *server, void *user);
  * kernel spreads connections across loops. Call once, before clive_server_start. */
 int clive_server_listen(clive_server *server, const char *host, uint16_t port);
 
+/* Like clive_server_listen, but the listener speaks TLS (wss://, https://) with the
+ * certificate of tls, which the server keeps a reference to. A server may listen once
+ * plain and once with TLS (e.g. 8080 for health checks, 8443 for browsers), in either
+ * order; the handshake counts against handshake_timeout_ms. Before clive_server_start. */
+int clive_server_listen_tls(clive_server *server, const char *host, uint16_t port,
+                            clive_tls *tls);
+
 /* What the last failed clive_server_listen (or clive_server_new, through *out's absence:
  * see clive_options_check) was about, in English: e.g. "address 127.0.0.1:8080 already in
  * use". Any thread; valid until the next call on the server. */
@@ -259,8 +277,11 @@ const char *clive_server_error(const clive_server *server);
  * field and its range into msg (NUL-terminated, cap bytes). Any thread. */
 int clive_options_check(const clive_options *options, char *msg, size_t cap);
 
-/* The bound port (useful after listening on port 0), or 0. Any thread. */
+/* The bound port of the first listener (useful after listening on port 0), or 0. Any
+ * thread. */
 uint16_t clive_server_port(const clive_server *server);
+/* The bound port of the TLS listener, or 0 without one. Any thread. */
+uint16_t clive_server_tls_port(const clive_server *server);
 
 /* Starts the loop threads. Returns when they run. Any thread, once. CLIVE_ECLOSED when
  * clive_server_shutdown came first (nothing is started). */
@@ -280,6 +301,23 @@ void clive_server_free(clive_server *server);
 
 /* Counters, summed over loops. Any thread. */
 void clive_server_stats(const clive_server *server, clive_stats *out);
+
+/* --- TLS ---------------------------------------------------------------------------- */
+
+/* A certificate chain and its private key, from PEM files, for TLS listeners: TLS 1.2 and
+ * 1.3, ALPN "http/1.1", no server-side session cache (resumption by tickets). On failure
+ * returns CLIVE_EINVAL and writes what is wrong (the file and the reason) into msg (cap
+ * bytes, NUL-terminated). Any thread. *out is freed with clive_tls_free. */
+int clive_tls_new(const char *cert_file, const char *key_file, clive_tls **out, char *msg,
+                  size_t cap);
+
+/* Reads the same two files again (a renewed certificate): new connections get it, open
+ * sessions keep theirs, nothing is dropped. On failure (CLIVE_EINVAL, msg says why) the
+ * certificate in use stays. Any thread. */
+int clive_tls_reload(clive_tls *tls, char *msg, size_t cap);
+
+/* Drops the caller's reference; servers listening with it keep theirs. */
+void clive_tls_free(clive_tls *tls);
 
 /* --- sessions ---------------------------------------------------------------------- */
 

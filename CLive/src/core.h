@@ -15,6 +15,7 @@
 #include "peers.h"
 #include "presence.h"
 #include "sendq.h"
+#include "tls.h"
 #include "topics.h"
 
 /* A frame built once and shared by every queue it sits in. */
@@ -120,6 +121,7 @@ struct clive_session {
     lv_frame_parser parser;
     lv_pmd pmd;                 /* permessage-deflate as agreed in the handshake */
     struct z_stream_s *zin;     /* only when the client keeps its context: its inflater */
+    lv_tls_conn *tls;           /* on a TLS listener: its SSL state; NULL: plain TCP */
     uint8_t *msg; /* a data message being reassembled */
     size_t msg_len, msg_cap;
     lv_sub_list subs;
@@ -129,18 +131,28 @@ struct clive_session {
 typedef struct lv_counters {
     atomic_uint_fast64_t connections, sessions, queued_frames, queued_bytes, overflows, skipped,
         messages_in, frames_out, subscriptions, topics, rate_limited, budget_closes,
-        refused_subscribes, compressions;
+        refused_subscribes, compressions, tls_handshakes, tls_failures;
     atomic_uint_fast64_t closed[CLIVE_CLOSE_KINDS], rejected[CLIVE_REJECT_STATUSES], deliveries,
         bytes_out, coalesced, throttled, fanouts, fanout_ns, fanout_hist[CLIVE_TIMING_BUCKETS];
 } lv_counters;
+
+/* Listening sockets: at most one plain and one TLS per server. */
+#define LV_MAX_LISTENERS 2
+
+typedef struct lv_listener {
+    int fd;
+    uv_poll_t poll;
+    clive_tls *tls; /* NULL: plain */
+    struct lv_loop *loop;
+} lv_listener;
 
 struct lv_loop {
     clive_server *server;
     unsigned index;
     uv_loop_t uv;
     uv_thread_t thread;
-    int listen_fd;
-    uv_poll_t listener;
+    lv_listener listeners[LV_MAX_LISTENERS];
+    unsigned nlisteners;
     uv_async_t wake;       /* inbox has items, or shutdown */
     uv_prepare_t flush;    /* before the loop blocks: deferred close work, then writes */
     uv_idle_t resume;      /* active while a flush pass is cut short: polls without blocking */
@@ -162,6 +174,8 @@ struct lv_loop {
     uint8_t *gather; /* small frames bound for one socket, copied together for one write */
     size_t gather_cap;
     lv_zloop *zlib;  /* permessage-deflate streams and buffers, made on first use */
+    lv_tls_io tls_io;   /* TLS: the bytes being decrypted, the records being sent */
+    uint8_t *tls_plain; /* TLS: decrypted input, made with the loop's first TLS session */
     bool stopping;      /* shutdown began: no new connections */
     bool handles_closed;
     bool thread_joined;
@@ -177,7 +191,10 @@ struct clive_server {
     size_t owned_count;
     unsigned nloops;
     lv_loop *loops;
-    uint16_t port;
+    uint16_t port;     /* the first listener's */
+    uint16_t tls_port; /* the TLS listener's, or 0 */
+    unsigned nlisteners;
+    clive_tls *tls[LV_MAX_LISTENERS]; /* each listener's certificate (retained), or NULL */
     atomic_uint refs; /* the owner's, plus one per session handle */
     atomic_int started;
     atomic_int shutting_down;
@@ -273,8 +290,8 @@ void lv_loop_free(lv_loop *l);
 
 /* --- sessions (session.c) --- */
 
-/* A new connection on fd. */
-void lv_session_open_fd(lv_loop *l, int fd);
+/* A new connection on fd, from a listener with certificate tls (NULL: plain). */
+void lv_session_open_fd(lv_loop *l, int fd, clive_tls *tls);
 void lv_session_on_poll(uv_poll_t *handle, int status, int events);
 /* Queues a frame under the session's limits (taking a reference); an overflow marks the
  * session for closing. Loop thread. */

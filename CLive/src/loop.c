@@ -343,37 +343,42 @@ static void on_listener(uv_poll_t *handle, int status, int events);
 /* Out of descriptors: listening again after a pause, not at once. */
 static void on_listen_pause_over(uv_timer_t *handle) {
     lv_loop *l = handle->data;
-    if (!l->stopping && l->listen_fd >= 0) uv_poll_start(&l->listener, UV_READABLE, on_listener);
+    for (unsigned i = 0; !l->stopping && i < l->nlisteners; i++)
+        if (l->listeners[i].fd >= 0) uv_poll_start(&l->listeners[i].poll, UV_READABLE, on_listener);
 }
 
 static void on_listener(uv_poll_t *handle, int status, int events) {
-    lv_loop *l = handle->data;
+    lv_listener *li = handle->data;
+    lv_loop *l = li->loop;
     (void)events;
     if (status < 0 || l->stopping) return;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
-        int fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(li->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* The listening socket stays readable and polling is level-triggered: going
                  * on would spin. Stop listening for a moment; the connection waits in the
                  * backlog until a descriptor frees up. */
-                uv_poll_stop(&l->listener);
+                for (unsigned k = 0; k < l->nlisteners; k++) uv_poll_stop(&l->listeners[k].poll);
                 uv_timer_start(&l->listen_timer, on_listen_pause_over, LISTEN_PAUSE_MS, 0);
             }
             return; /* EAGAIN: drained */
         }
-        lv_session_open_fd(l, fd);
+        lv_session_open_fd(l, fd, li->tls);
     }
 }
 
 static void on_handle_closed(uv_handle_t *handle) { (void)handle; }
 
 static void stop_listening(lv_loop *l) {
-    if (l->listen_fd < 0) return;
-    uv_close((uv_handle_t *)&l->listener, on_handle_closed);
-    close(l->listen_fd);
-    l->listen_fd = -1;
+    for (unsigned i = 0; i < l->nlisteners; i++) {
+        lv_listener *li = &l->listeners[i];
+        if (li->fd < 0) continue;
+        uv_close((uv_handle_t *)&li->poll, on_handle_closed);
+        close(li->fd);
+        li->fd = -1;
+    }
 }
 
 void lv_loop_begin_shutdown(lv_loop *l) {
@@ -436,7 +441,10 @@ static void thread_main(void *arg) {
 int lv_loop_init(lv_loop *l, clive_server *server, unsigned index) {
     l->server = server;
     l->index = index;
-    l->listen_fd = -1;
+    for (unsigned i = 0; i < LV_MAX_LISTENERS; i++) {
+        l->listeners[i].fd = -1;
+        l->listeners[i].loop = l;
+    }
     l->rbuf_cap = RECEIVE_BUFFER;
     l->rbuf = malloc(l->rbuf_cap);
     if (l->rbuf == NULL) return CLIVE_ENOMEM;
@@ -485,10 +493,12 @@ int lv_loop_start(lv_loop *l) {
     l->sweep.data = l;
     unsigned every = sweep_interval(&l->server->options);
     uv_timer_start(&l->sweep, on_sweep, every, every);
-    if (l->listen_fd >= 0) {
-        uv_poll_init(&l->uv, &l->listener, l->listen_fd);
-        l->listener.data = l;
-        uv_poll_start(&l->listener, UV_READABLE, on_listener);
+    for (unsigned i = 0; i < l->nlisteners; i++) {
+        lv_listener *li = &l->listeners[i];
+        if (li->fd < 0) continue;
+        uv_poll_init(&l->uv, &li->poll, li->fd);
+        li->poll.data = li;
+        uv_poll_start(&li->poll, UV_READABLE, on_listener);
     }
     atomic_store(&l->open, 1);
     if (uv_thread_create(&l->thread, thread_main, l) != 0) {
@@ -499,7 +509,8 @@ int lv_loop_start(lv_loop *l) {
 }
 
 void lv_loop_free(lv_loop *l) {
-    if (l->listen_fd >= 0) close(l->listen_fd);
+    for (unsigned i = 0; i < l->nlisteners; i++)
+        if (l->listeners[i].fd >= 0) close(l->listeners[i].fd);
     lv_topics_free(&l->topics);
     lv_presence_batch_free(&l->presence);
     free(l->rbuf);
@@ -508,4 +519,8 @@ void lv_loop_free(lv_loop *l) {
     l->gather = NULL;
     lv_zloop_free(l->zlib);
     l->zlib = NULL;
+    free(l->tls_io.out);
+    l->tls_io.out = NULL;
+    free(l->tls_plain);
+    l->tls_plain = NULL;
 }

@@ -254,8 +254,12 @@ static void describe_bind_error(clive_server *srv, const char *host, uint16_t po
              v6 ? "]" : "", port, why);
 }
 
-int clive_server_listen(clive_server *srv, const char *host, uint16_t port) {
-    if (srv->port || atomic_load(&srv->started)) return CLIVE_ESTATE;
+/* Adds listener number srv->nlisteners on every loop. */
+static int add_listener(clive_server *srv, const char *host, uint16_t port, clive_tls *tls) {
+    if (atomic_load(&srv->started) || srv->nlisteners == LV_MAX_LISTENERS) return CLIVE_ESTATE;
+    for (unsigned k = 0; k < srv->nlisteners; k++)
+        if ((srv->tls[k] != NULL) == (tls != NULL)) return CLIVE_ESTATE; /* one of each kind */
+    unsigned k = srv->nlisteners;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
@@ -276,7 +280,8 @@ int clive_server_listen(clive_server *srv, const char *host, uint16_t port) {
             err = CLIVE_EADDR;
             break;
         }
-        srv->loops[i].listen_fd = fd;
+        srv->loops[i].listeners[k].fd = fd;
+        srv->loops[i].listeners[k].tls = tls;
         if (port == 0) { /* the others join the port the kernel picked for the first */
             struct sockaddr_storage ss;
             socklen_t len = sizeof ss;
@@ -288,16 +293,36 @@ int clive_server_listen(clive_server *srv, const char *host, uint16_t port) {
     freeaddrinfo(res);
     if (err != CLIVE_OK) {
         for (unsigned i = 0; i < srv->nloops; i++) {
-            if (srv->loops[i].listen_fd >= 0) close(srv->loops[i].listen_fd);
-            srv->loops[i].listen_fd = -1;
+            lv_listener *li = &srv->loops[i].listeners[k];
+            if (li->fd >= 0) close(li->fd);
+            li->fd = -1;
+            li->tls = NULL;
         }
         return err;
     }
-    srv->port = port;
+    if (k == 0) srv->port = port;
+    if (tls) {
+        lv_tls_retain(tls);
+        srv->tls[k] = tls;
+        srv->tls_port = port;
+    }
+    srv->nlisteners = k + 1;
+    for (unsigned i = 0; i < srv->nloops; i++) srv->loops[i].nlisteners = k + 1;
     return CLIVE_OK;
 }
 
+int clive_server_listen(clive_server *srv, const char *host, uint16_t port) {
+    return add_listener(srv, host, port, NULL);
+}
+
+int clive_server_listen_tls(clive_server *srv, const char *host, uint16_t port, clive_tls *tls) {
+    if (tls == NULL) return CLIVE_EINVAL;
+    return add_listener(srv, host, port, tls);
+}
+
 uint16_t clive_server_port(const clive_server *srv) { return srv->port; }
+
+uint16_t clive_server_tls_port(const clive_server *srv) { return srv->tls_port; }
 
 const char *clive_server_error(const clive_server *srv) { return srv->error; }
 
@@ -316,8 +341,11 @@ static void post_shutdown(clive_server *srv) {
 int clive_server_start(clive_server *srv) {
     if (atomic_load(&srv->shutting_down)) { /* shut down before it ran: stop listening */
         for (unsigned i = 0; i < srv->nloops; i++) {
-            if (srv->loops[i].listen_fd >= 0) close(srv->loops[i].listen_fd);
-            srv->loops[i].listen_fd = -1;
+            for (unsigned k = 0; k < srv->loops[i].nlisteners; k++) {
+                lv_listener *li = &srv->loops[i].listeners[k];
+                if (li->fd >= 0) close(li->fd);
+                li->fd = -1;
+            }
         }
         return CLIVE_ECLOSED;
     }
@@ -367,6 +395,7 @@ void lv_server_release(clive_server *srv) {
     lv_presence_free(&srv->presence);
     lv_peers_free(&srv->peers);
     lv_interest_free(&srv->interest);
+    for (unsigned k = 0; k < srv->nlisteners; k++) lv_tls_release(srv->tls[k]);
     for (size_t i = 0; i < srv->owned_count; i++) free(srv->owned_strings[i]);
     free(srv->owned_strings);
     free(srv->owned_policies);
@@ -416,6 +445,8 @@ void clive_server_stats(const clive_server *srv, clive_stats *out) {
         for (unsigned k = 0; k < CLIVE_REJECT_STATUSES; k++) SUM(rejected[k]);
         for (unsigned k = 0; k < CLIVE_TIMING_BUCKETS; k++) SUM(fanout_hist[k]);
         SUM(compressions);
+        SUM(tls_handshakes);
+        SUM(tls_failures);
 #undef SUM
     }
     out->published = atomic_load_explicit(&srv->published, memory_order_relaxed);

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -75,11 +76,19 @@ static void free_head(clive_session *s) {
 
 /* --- opening ----------------------------------------------------------------------- */
 
-void lv_session_open_fd(lv_loop *l, int fd) {
+/* The loop's buffer for decrypted input, made with its first TLS session. */
+static bool ensure_tls_buffers(lv_loop *l) {
+    if (l->tls_plain == NULL) l->tls_plain = malloc(l->rbuf_cap);
+    return l->tls_plain != NULL;
+}
+
+void lv_session_open_fd(lv_loop *l, int fd, clive_tls *tls) {
     clive_server *srv = l->server;
     unsigned n = atomic_fetch_add(&srv->connections, 1) + 1;
     clive_session *s = calloc(1, sizeof *s);
-    if (s == NULL || uv_poll_init(&l->uv, &s->poll, fd) != 0) {
+    if (s && tls) s->tls = ensure_tls_buffers(l) ? lv_tls_conn_new(tls, &l->tls_io) : NULL;
+    if (s == NULL || (tls && s->tls == NULL) || uv_poll_init(&l->uv, &s->poll, fd) != 0) {
+        if (s) lv_tls_conn_free(s->tls);
         free(s);
         close(fd);
         atomic_fetch_sub(&srv->connections, 1);
@@ -135,6 +144,20 @@ static void format_remote(int fd, char *out, size_t cap) {
         port = ntohs(a->sin6_port);
         snprintf(out, cap, "[%s]:%u", ip, port);
     }
+}
+
+/* Tells the app's on_log, if any, about this connection. */
+static void log_session(clive_session *s, int level, const char *fmt, ...) {
+    const clive_callbacks *cb = &s->loop->server->options.callbacks;
+    if (cb->on_log == NULL) return;
+    char remote[INET6_ADDRSTRLEN + 16], what[256], line[sizeof what + sizeof remote + 16];
+    format_remote(s->fd, remote, sizeof remote);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(line, sizeof line, "%s (from %s)", what, remote[0] ? remote : "?");
+    cb->on_log(level, line, cb->user);
 }
 
 /* Browsers always send Origin; a request without one comes from a program that cannot be
@@ -551,6 +574,97 @@ static void on_readable(clive_session *s) {
     }
 }
 
+/* --- TLS input ------------------------------------------------------------------------ */
+
+static void send_tls_output(clive_session *s);
+
+/* Bytes behind a request head, decrypted while the app decides on the upgrade: kept with
+ * the head, as a plain connection would leave them in the kernel. */
+static void keep_pipelined(clive_session *s, const uint8_t *p, size_t n) {
+    if (s->head_len + n > s->head_cap) {
+        char *q = realloc(s->head, s->head_len + n);
+        if (q == NULL) {
+            lost(s);
+            return;
+        }
+        s->head = q;
+        s->head_cap = (uint32_t)(s->head_len + n);
+    }
+    memcpy(s->head + s->head_len, p, n);
+    s->head_len += (uint32_t)n;
+}
+
+/* Plaintext from a TLS record, taken exactly as a plain connection takes what it reads. */
+static void take_plain(void *ctx, uint8_t *p, size_t n) {
+    clive_session *s = ctx;
+    switch ((lv_state)s->state) {
+    case LV_READING_REQUEST:
+        on_request_bytes(s, p, n);
+        break;
+    case LV_DECIDING:
+        keep_pipelined(s, p, n);
+        break;
+    case LV_OPEN:
+        if (s->head) {
+            keep_after_backlog(s, p, n);
+        } else {
+            size_t used = on_frame_bytes(s, p, n);
+            if (used < n) keep_backlog(s, p + used, n - used);
+        }
+        break;
+    default: /* closing: discarded */
+        break;
+    }
+}
+
+/* One read, decrypted whole: what a turn's message budget leaves over waits in the
+ * backlog as plaintext, so that nothing stays buffered inside OpenSSL while the socket is
+ * not polled. */
+static void on_readable_tls(clive_session *s) {
+    lv_loop *l = s->loop;
+    if (s->in_backlog) return;
+    ssize_t n;
+    do n = read(s->fd, l->rbuf, l->rbuf_cap);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) lost(s);
+        return;
+    }
+    if (n == 0) {
+        lost(s);
+        return;
+    }
+    s->last_heard_ms = lv_now(l);
+    s->ping_outstanding = false;
+    if (s->state == LV_CLOSING) return; /* lingering: the bytes are discarded */
+    if (lv_tls_fresh(s->tls) && lv_tls_looks_like_http(l->rbuf, (size_t)n)) {
+        /* http:// to a TLS port: a readable answer, in plain text, then the close */
+        lv_count(&l->counters.tls_failures, 1);
+        log_session(s, CLIVE_LOG_DEBUG, "plain HTTP on a TLS port");
+        lv_tls_conn_free(s->tls);
+        s->tls = NULL;
+        reject(s, 400, "this port speaks TLS: use https:// or wss://");
+        return;
+    }
+    s->budget = MESSAGES_PER_TURN;
+    bool was_ready = lv_tls_ready(s->tls), done = false;
+    char reason[160] = "";
+    lv_tls_result r = lv_tls_feed(s->tls, l->rbuf, (size_t)n, l->tls_plain, l->rbuf_cap,
+                                  take_plain, s, &done, reason, sizeof reason);
+    if (done) lv_count(&l->counters.tls_handshakes, 1);
+    send_tls_output(s); /* handshake records, tickets, alerts */
+    if (s->state == LV_DONE) return;
+    if (r == LV_TLS_FAILED) {
+        /* a client's failure, not the server's: counted, and logged at debug level only */
+        lv_count(&l->counters.tls_failures, 1);
+        log_session(s, CLIVE_LOG_DEBUG, "TLS %s failed: %s",
+                    was_ready || done ? "record" : "handshake", reason);
+        lost(s);
+    } else if (r == LV_TLS_EOF) {
+        lost(s); /* close_notify: the peer is done */
+    }
+}
+
 void lv_session_on_poll(uv_poll_t *handle, int status, int events) {
     clive_session *s = handle->data;
     if (status < 0) {
@@ -562,7 +676,12 @@ void lv_session_on_poll(uv_poll_t *handle, int status, int events) {
         return;
     }
     if (events & UV_WRITABLE) lv_session_flush(s);
-    if ((events & UV_READABLE) && s->state != LV_DONE) on_readable(s);
+    if ((events & UV_READABLE) && s->state != LV_DONE) {
+        if (s->tls)
+            on_readable_tls(s);
+        else
+            on_readable(s);
+    }
 }
 
 /* --- frames out -------------------------------------------------------------------- */
@@ -750,7 +869,121 @@ void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *cons
     time_fanout(l, published_ns);
 }
 
+/* --- TLS output ----------------------------------------------------------------------- */
+
+/* Sends what SSL left in the loop's output buffer, or holds it behind what is held. */
+static void send_tls_output(clive_session *s) {
+    lv_tls_io *io = &s->loop->tls_io;
+    size_t n = io->out_len;
+    io->out_len = 0;
+    if (n == 0 || s->state == LV_DONE || s->broken || s->tls == NULL) return;
+    const uint8_t *held;
+    ssize_t w = 0;
+    if (lv_tls_held(s->tls, &held) == 0) {
+        do w = send(s->fd, io->out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (w < 0 && errno == EINTR);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            s->broken = true;
+            lv_loop_defer(s);
+            return;
+        }
+        if (w < 0) w = 0;
+        lv_count(&s->loop->counters.bytes_out, w);
+        if ((size_t)w == n) return;
+    }
+    if (lv_tls_hold(s->tls, io->out + w, n - (size_t)w) != 0) {
+        s->broken = true;
+        lv_loop_defer(s);
+        return;
+    }
+    s->blocked = true;
+    set_polling(s, wanted_events(s));
+}
+
+/* The TLS twin of the plain flush below: the same queue of shared plaintext frames, taken
+ * up to 64 KiB at a time (gathered as in the plain path), encrypted into records of up to
+ * 16 KiB and sent with one send. Ciphertext the socket does not take is held by the
+ * session and goes first next time; nothing more is encrypted until it is gone, so a
+ * session holds at most one chunk of ciphertext. */
+static void tls_flush(clive_session *s) {
+    lv_loop *l = s->loop;
+    lv_tls_io *io = &l->tls_io;
+    bool blocked = false;
+    while (s->state != LV_DONE && !s->broken) {
+        const uint8_t *held;
+        size_t h = lv_tls_held(s->tls, &held);
+        if (h) {
+            ssize_t w = send(s->fd, held, h, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    blocked = true;
+                    break;
+                }
+                s->broken = true;
+                lv_loop_defer(s);
+                return;
+            }
+            lv_count(&l->counters.bytes_out, w);
+            lv_tls_held_sent(s->tls, (size_t)w);
+            if ((size_t)w < h) {
+                blocked = true;
+                break;
+            }
+        }
+        if (s->q.count == 0 || !lv_tls_ready(s->tls)) break;
+        struct iovec iov[64];
+        int n = lv_sendq_iov(&s->q, iov, 64);
+        const uint8_t *src = iov[0].iov_base;
+        size_t len = iov[0].iov_len < l->gather_cap ? iov[0].iov_len : l->gather_cap;
+        if (n > 1 && iov[0].iov_len < l->gather_cap) {
+            len = 0;
+            for (int i = 0; i < n && len + iov[i].iov_len <= l->gather_cap; i++) {
+                memcpy(l->gather + len, iov[i].iov_base, iov[i].iov_len);
+                len += iov[i].iov_len;
+            }
+            src = l->gather;
+        }
+        io->out_len = 0;
+        if (lv_tls_encrypt(s->tls, src, len) != 0) {
+            io->out_len = 0;
+            s->broken = true;
+            lv_loop_defer(s);
+            return;
+        }
+        uint32_t c0 = s->q.count;
+        size_t b0 = s->q.bytes;
+        uint32_t done = lv_sendq_consume(&s->q, len);
+        account_queue(s, c0, b0);
+        lv_count(&l->counters.frames_out, done);
+        send_tls_output(s);
+        if (s->broken) return;
+        if (lv_tls_held(s->tls, &held)) {
+            blocked = true;
+            break;
+        }
+    }
+    if (s->state == LV_DONE || s->broken) return;
+    s->blocked = blocked;
+    if (!blocked && s->q.count == 0 && s->close_queued && !s->write_shut) {
+        /* close_notify, then our FIN, once everything before it is out */
+        io->out_len = 0;
+        lv_tls_close_notify(s->tls);
+        send_tls_output(s);
+        const uint8_t *held;
+        if (!s->broken && lv_tls_held(s->tls, &held) == 0) {
+            shutdown(s->fd, SHUT_WR);
+            s->write_shut = true;
+        }
+    }
+    if (s->state != LV_DONE && !s->broken) set_polling(s, wanted_events(s));
+}
+
 void lv_session_flush(clive_session *s) {
+    if (s->tls) {
+        tls_flush(s);
+        return;
+    }
     struct iovec iov[IOV_MAX];
     bool blocked = false;
     while (s->state != LV_DONE && !s->broken && s->q.count > 0) {
@@ -938,6 +1171,9 @@ void lv_session_sweep(clive_session *s, uint64_t now) {
 static void on_poll_closed(uv_handle_t *handle) {
     clive_session *s = handle->data;
     close(s->fd);
+    /* freed here, not in lv_session_finish: a finish can happen inside an SSL call */
+    lv_tls_conn_free(s->tls);
+    s->tls = NULL;
     if (s->in_dirty)
         s->release_after_flush = true; /* the flush list still points here: it releases */
     else

@@ -31,6 +31,11 @@
  * Topic policies: "--throttle PREFIX:MS" and "--latest PREFIX" (repeatable).
  * permessage-deflate: "--deflate", with "--deflate-min N" and "--deflate-client-bits B".
  *
+ * TLS: "--tls-cert FILE --tls-key FILE" makes the --port listener speak TLS, or, with
+ * "--tls-port P", adds a TLS listener on P beside the plain one (its port is "tls_port" in
+ * /stats). SIGHUP reloads the certificate files. on_log lines go to stderr as
+ * "log <level>: <message>".
+ *
  * Prints "PORT <n>" once listening; SIGINT/SIGTERM shut it down gracefully, and the exit
  * status is 0 only if every on_close was called exactly once. */
 #define _GNU_SOURCE
@@ -116,7 +121,9 @@ static int append_stats_more(char *p, size_t cap, const clive_stats *st) {
         (unsigned long)st->coalesced, (unsigned long)st->throttled, (unsigned long)st->fanouts,
         (unsigned long)st->fanout_ns);
     for (unsigned k = 0; k < CLIVE_TIMING_BUCKETS; k++) PUT("%s%lu", k ? "," : "", (unsigned long)st->fanout_hist[k]);
-    PUT("]}\n");
+    PUT("],\"tls_handshakes\":%lu,\"tls_failures\":%lu,\"tls_port\":%u}\n",
+        (unsigned long)st->tls_handshakes, (unsigned long)st->tls_failures,
+        clive_server_tls_port(server));
 #undef PUT
     return (int)at;
 }
@@ -357,11 +364,24 @@ static int flag(int argc, char **argv, const char *name) {
     return 0;
 }
 
+static void on_log(int level, const char *message, void *user) {
+    (void)user;
+    static const char *const names[] = {"debug", "info", "warning"};
+    fprintf(stderr, "log %s: %s\n", level >= 0 && level <= 2 ? names[level] : "?", message);
+}
+
+static const char *text_opt(int argc, char **argv, const char *name) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0) return argv[i + 1];
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* loop threads inherit it; main waits below */
 
     const char *origin = NULL;
@@ -415,7 +435,8 @@ int main(int argc, char **argv) {
         .deflate_client_window_bits = opt(argc, argv, "--deflate-client-bits", 0),
         .callbacks = {.on_request = on_request, .on_message = on_message,
                       .on_close = on_close, .on_presence = on_presence,
-                      .on_interest = flag(argc, argv, "--interest") ? on_interest : NULL},
+                      .on_interest = flag(argc, argv, "--interest") ? on_interest : NULL,
+                      .on_log = on_log},
     };
     char why[192];
     int err = clive_options_check(&o, why, sizeof why);
@@ -423,9 +444,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "test_server: %s\n", why);
         return 2;
     }
+    const char *cert = text_opt(argc, argv, "--tls-cert"), *key = text_opt(argc, argv, "--tls-key");
+    clive_tls *tls = NULL;
+    if (cert && key && (err = clive_tls_new(cert, key, &tls, why, sizeof why)) != CLIVE_OK) {
+        fprintf(stderr, "test_server: %s\n", why);
+        return 2;
+    }
+    uint16_t port = (uint16_t)opt(argc, argv, "--port", 0);
+    int tls_port = text_opt(argc, argv, "--tls-port") ? (int)opt(argc, argv, "--tls-port", 0) : -1;
     err = clive_server_new(&o, &server);
-    if (err == CLIVE_OK) err = clive_server_listen(server, "127.0.0.1",
-                                                   (uint16_t)opt(argc, argv, "--port", 0));
+    if (err == CLIVE_OK && (tls == NULL || tls_port >= 0))
+        err = clive_server_listen(server, "127.0.0.1", port);
+    if (err == CLIVE_OK && tls)
+        err = clive_server_listen_tls(server, "127.0.0.1", tls_port >= 0 ? (uint16_t)tls_port : port, tls);
     if (err == CLIVE_OK) err = clive_server_start(server);
     if (err != CLIVE_OK) {
         fprintf(stderr, "test_server: %s: %s\n", clive_strerror(err),
@@ -435,11 +466,16 @@ int main(int argc, char **argv) {
     printf("PORT %u\n", clive_server_port(server));
     fflush(stdout);
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+        err = tls ? clive_tls_reload(tls, why, sizeof why) : CLIVE_OK;
+        fprintf(stderr, "test_server: reload %s%s\n", err == CLIVE_OK ? "ok" : "failed: ",
+                err == CLIVE_OK ? "" : why);
+    }
     clive_server_shutdown(server);
     clive_server_wait(server);
     long o_ = atomic_load(&opened), c_ = atomic_load(&closed), d_ = atomic_load(&double_closed);
     clive_server_free(server);
+    clive_tls_free(tls);
     fprintf(stderr, "test_server: opened %ld closed %ld double %ld\n", o_, c_, d_);
     return (o_ == c_ && d_ == 0) ? 0 : 1;
 }

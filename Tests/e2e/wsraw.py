@@ -165,7 +165,8 @@ class ConnectionClosed(Exception):
 
 class RawClient:
     def __init__(self, port: int, host: str = "127.0.0.1", *, rcvbuf: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, tls=None):
+        """tls: an ssl.SSLContext to speak TLS over the connection (wss://)."""
         self.host, self.port, self.timeout = host, port, timeout
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:  # before connect, so the window is negotiated small
@@ -173,6 +174,8 @@ class RawClient:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(timeout)
         self.sock.connect((host, port))
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.buf = bytearray()
         self.eof = False
         self.closed = False
