@@ -108,12 +108,16 @@ let package = Package(
             path: "Sources/LiveClient"
         ),
         // What the executables share: a service that announces the address once the
-        // service group's signal handlers are in place.
+        // service group's signal handlers are in place, and the TLS flags with their
+        // SIGHUP reload.
         .target(
             name: "LiveCommandLine",
             dependencies: [
+                "Live",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/LiveCommandLine"
         ),

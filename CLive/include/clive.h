@@ -120,7 +120,7 @@ typedef struct clive_callbacks {
     void *user;
 } clive_callbacks;
 
-enum { CLIVE_LOG_DEBUG = 0, CLIVE_LOG_INFO = 1, CLIVE_LOG_WARNING = 2 };
+typedef enum clive_log_level { CLIVE_LOG_DEBUG = 0, CLIVE_LOG_INFO = 1, CLIVE_LOG_WARNING = 2 } clive_log_level;
 
 /* How the topics that start with `prefix` behave (the first matching policy wins). */
 typedef struct clive_topic_policy {

@@ -44,8 +44,19 @@ public final class Server: Service, Sendable {
         try core.listen(host: host, port: port)
     }
 
-    /// The bound port, or 0 before `listen`.
+    /// Binds a TLS listener (wss://, https://) with `certificate`. A server may have one
+    /// plain and one TLS listener, e.g. 8080 for health checks and 8443 for browsers.
+    /// - Throws: `ServerError` as for `listen(host:port:)`, or when the server already has
+    ///   a TLS listener.
+    public func listen(host: String = "127.0.0.1", port: Int, tls certificate: TLSCertificate) throws {
+        try core.listen(host: host, port: port, tls: certificate)
+    }
+
+    /// The first listener's bound port, or 0 before `listen`.
     public var port: Int { core.port }
+
+    /// The TLS listener's bound port, or 0 without one.
+    public var tlsPort: Int { core.tlsPort }
 
     /// Starts the event loops and returns.
     public func start() throws { try core.start() }

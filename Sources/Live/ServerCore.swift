@@ -70,6 +70,7 @@ final class ServerCore: @unchecked Sendable {
             c.callbacks.on_close = liveOnClose
             if options.presence != nil { c.callbacks.on_presence = liveOnPresence }
             if options.broker != nil { c.callbacks.on_interest = liveOnInterest }
+            c.callbacks.on_log = liveOnLog
             return clive_server_new(&c, &server)
         }
         guard rc == CLIVE_OK.rawValue, let server else { throw ServerError(rc) }
@@ -87,6 +88,17 @@ final class ServerCore: @unchecked Sendable {
             throw ServerError(CLIVE_EINVAL.rawValue, description: "port \(port) is outside 0...65535")
         }
         let rc = clive_server_listen(handle, host, UInt16(port))
+        try check(rc)
+    }
+
+    func listen(host: String, port: Int, tls: TLSCertificate) throws {
+        guard (0...65535).contains(port) else {
+            throw ServerError(CLIVE_EINVAL.rawValue, description: "port \(port) is outside 0...65535")
+        }
+        try check(clive_server_listen_tls(handle, host, UInt16(port), tls.handle))
+    }
+
+    private func check(_ rc: Int32) throws {
         guard rc == CLIVE_OK.rawValue else {
             let why = clive_server_error(handle).map { String(cString: $0) } ?? ""
             throw ServerError(rc, description: why.isEmpty ? nil : why)
@@ -94,6 +106,7 @@ final class ServerCore: @unchecked Sendable {
     }
 
     var port: Int { Int(clive_server_port(handle)) }
+    var tlsPort: Int { Int(clive_server_tls_port(handle)) }
 
     func start() throws {
         try state.withLock { s in
@@ -457,6 +470,20 @@ extension Duration {
 private let liveOnInterest: @convention(c) (UnsafePointer<CChar>?, Int, Int32, UnsafeMutableRawPointer?) -> Void = {
     topic, topicLength, active, user in
     core(user).options.broker?.interest(in: string(topic, topicLength), active: active != 0)
+}
+
+/// What the core reports that is not the server's own failure (a client's failed TLS
+/// handshake: debug), through the options' logger.
+private let liveOnLog: @convention(c) (Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {
+    level, message, user in
+    guard let message else { return }
+    let logger = core(user).logger
+    let text = String(cString: message)
+    switch level {
+    case Int32(CLIVE_LOG_WARNING.rawValue): logger.warning("\(text)")
+    case Int32(CLIVE_LOG_INFO.rawValue): logger.info("\(text)")
+    default: logger.debug("\(text)")
+    }
 }
 
 /// An atomic count that can sit in an array.

@@ -17,6 +17,7 @@ struct LiveEcho: AsyncParsableCommand {
     var port = 9001
     @Option(help: "Event loops; 0 means one per usable CPU.") var eventLoops = 0
     @Flag(help: "Accept permessage-deflate (RFC 7692) from clients that offer it.") var deflate = false
+    @OptionGroup var tls: TLSFlags
 
     func validate() throws {
         guard (0...65535).contains(port) else {
@@ -32,11 +33,15 @@ struct LiveEcho: AsyncParsableCommand {
         options.compression = deflate ? Options.Compression() : nil
         options.onMessage = { session, message in try? session.send(message) }
         let server = try Server(options: options)
-        try server.listen(host: host, port: port)
+        let certificate = try tls.listen(server, host: host, port: port)
         try server.start()
+        // PORT is the first listener's (--port); with --tls-port, TLSPORT follows
+        let line = "PORT \(server.port)" + (tls.tlsPort != nil ? "\nTLSPORT \(server.tlsPort)" : "")
+        var services: [any Service] = [server, Announcement(line: line)]
+        if let certificate { services.append(CertificateReloader(certificate: certificate, logger: options.logger)) }
         let group = ServiceGroup(
             configuration: .init(
-                services: [server, Announcement(line: "PORT \(server.port)")],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: options.logger))
         try await group.run()
     }

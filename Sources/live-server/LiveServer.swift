@@ -42,6 +42,7 @@ struct LiveServer: AsyncParsableCommand {
     @Option(name: .customLong("allowed-origin"), help: "An Origin allowed to connect (repeat it); none: any.")
     var allowedOrigins: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel = "info"
+    @OptionGroup var tls: TLSFlags
     @Flag(help: "Do not publish join/leave presence events (who still answers).") var noPresenceEvents = false
     @Flag(help: "Accept permessage-deflate (RFC 7692) from clients that offer it; a publish is compressed once for all of them.")
     var deflate = false
@@ -185,8 +186,9 @@ struct LiveServer: AsyncParsableCommand {
         let rooms = Rooms(authorize: DemoPolicy.authorize, whoLimit: whoLimit)
         let server = try rooms.makeServer(options: options)
         box.set(server)
-        try server.listen(host: host, port: port)
+        let certificate = try tls.listen(server, host: host, port: port)
         var services: [any Service] = [server]
+        if let certificate { services.append(CertificateReloader(certificate: certificate, logger: logger)) }
         if let metricsPort, let metrics {
             let side = try metricsServer(metrics, logger: logger)
             try side.listen(host: host, port: metricsPort)
@@ -196,8 +198,13 @@ struct LiveServer: AsyncParsableCommand {
         }
         try server.start()
         if dashboard { services.append(DashboardPublisher(server: server, logger: logger)) }
-        let base = host.contains(":") ? "[\(host)]:\(server.port)" : "\(host):\(server.port)"
-        let announce = Announcement(line: "live-server: http://\(base)/  ws://\(base)/ws")
+        func base(_ port: Int) -> String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+        var line = "live-server: http://\(base(server.port))/  ws://\(base(server.port))/ws"
+        if tls.enabled {
+            let secure = "https://\(base(server.tlsPort))/  wss://\(base(server.tlsPort))/ws"
+            line = tls.tlsPort == nil ? "live-server: \(secure)" : "\(line)\nlive-server: \(secure)"
+        }
+        let announce = Announcement(line: line)
         services.append(announce)
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],

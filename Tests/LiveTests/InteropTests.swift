@@ -11,7 +11,7 @@ import Testing
 private let repositoryRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-private let python: String? = {
+let python: String? = {
     var candidates: [String] = []
     if let env = ProcessInfo.processInfo.environment["LIVE_TEST_PYTHON"], !env.isEmpty { candidates.append(env) }
     candidates.append(repositoryRoot.appendingPathComponent(".venv/bin/python").path)
@@ -20,7 +20,7 @@ private let python: String? = {
 }()
 
 /// Runs a Python script with arguments; returns its exit status and standard output.
-private func runPython(_ script: String, _ arguments: [String]) async throws -> (Int32, String, String) {
+func runPython(_ script: String, _ arguments: [String]) async throws -> (Int32, String, String) {
     let python = try #require(python)
     return try await offPool {
         let process = Process()

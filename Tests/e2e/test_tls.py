@@ -14,40 +14,17 @@ import pytest
 from websockets.asyncio.client import connect
 
 import wsraw
+from certs import client_context, der, make_cert
 from conftest import clive_server_argv
 from wsraw import OP_BINARY, wait_for
 
 TIMEOUT = 30
 
 
-def make_cert(directory, name):
-    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "2", "-subj", f"/CN={name}",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     d = tmp_path_factory.mktemp("certs")
     return {"a": make_cert(d, "a"), "b": make_cert(d, "b")}
-
-
-def der(cert_path) -> bytes:
-    return ssl.PEM_cert_to_DER_cert(cert_path.read_text())
-
-
-def client_context(version=None, alpn=None) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the tests' certificates are self-signed
-    if version is not None:
-        ctx.minimum_version = ctx.maximum_version = version
-    if alpn is not None:
-        ctx.set_alpn_protocols(alpn)
-    return ctx
 
 
 def tls_server(live, certs, *flags, name="a"):

@@ -71,3 +71,16 @@ def exit_failures(servers, name: Callable[[object], str]) -> list[str]:
             failures.append(f"{name(s)} {' '.join(s.argv[1:])} exited with {rc} after SIGTERM:\n"
                             + s.stderr()[-6000:])
     return failures
+
+
+def wait_for_text(log: Callable[[], str], text: str, timeout: float) -> str:
+    """The first line of log() that contains `text`, once one does; fails after `timeout`
+    seconds with the log in the message. Polls the log (a file the process appends to)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in log().splitlines():
+            if text in line:
+                return line
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no line with {text!r} within {timeout}s:\n{log()[-4000:]}")
+        time.sleep(0.02)  # polling period of a file another process writes

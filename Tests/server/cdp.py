@@ -77,6 +77,8 @@ class Chromium:
             # two pages at once, neither in front: keep both of them running at full speed
             "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
             "--disable-backgrounding-occluded-windows",
+            # the https tests serve a certificate they generate
+            "--ignore-certificate-errors",
             "about:blank",
         ]
         # a process group of its own, so that close() ends the browser and all its children

@@ -5,6 +5,8 @@ LIVE_SERVER_BIN  the live-server binary (default .build/release/live-server, rel
 
 A server is started with `--port 0` (or a given port) and reports its address on stdout:
     live-server: http://127.0.0.1:<port>/  ws://127.0.0.1:<port>/ws
+With --tls-cert/--tls-key the line says https:// and wss://; with --tls-port as well, a
+second line gives the TLS listener's address (the first stays plain).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 START_TIMEOUT = 30.0  # generous: a loaded 2-core CI machine
 STOP_TIMEOUT = 30.0
-ADDRESS_LINE = re.compile(rb"^live-server: http://([^/\s]+):(\d+)/\s+ws://\S+/ws\s*$")
+ADDRESS_LINE = re.compile(rb"^live-server: (https?)://([^/\s]+):(\d+)/\s+wss?://\S+/ws\s*$")
 
 
 def server_binary() -> Path:
@@ -61,14 +63,17 @@ class LiveServer:
                                      stdin=subprocess.DEVNULL, cwd=ROOT)
         self.returncode: int | None = None
         self.killed = False
-        self.host, self.port = self._read_address()
+        self.scheme, self.host, self.port = self._read_address()
+        self.tls_port = self.port if self.scheme == "https" else None
+        if "--tls-port" in self.argv:
+            _, _, self.tls_port = self._read_address()
         self._wait_for_signal_handlers()
 
-    def _read_address(self) -> tuple[str, int]:
+    def _read_address(self) -> tuple[str, str, int]:
         line = read_first_line(self.proc, START_TIMEOUT, "live-server", self.stderr)
         m = ADDRESS_LINE.match(line)
-        assert m, f"unexpected first line on stdout: {line!r}"
-        return m.group(1).decode(), int(m.group(2))
+        assert m, f"unexpected address line on stdout: {line!r}"
+        return m.group(1).decode(), m.group(2).decode(), int(m.group(3))
 
     def _wait_for_signal_handlers(self):
         """live-server prints its address before its graceful-shutdown handlers are in
@@ -93,6 +98,14 @@ class LiveServer:
     @property
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def https(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def wss(self) -> str:
+        return f"wss://127.0.0.1:{self.tls_port}/ws"
 
     def stderr(self) -> str:
         if not self.log.closed:

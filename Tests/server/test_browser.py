@@ -13,6 +13,7 @@ import json
 import pytest
 
 from cdp import Chromium, find_chromium
+from certs import make_cert
 from liveproto import Client, Msg
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="no chromium installed")
@@ -262,3 +263,20 @@ def test_browser_session_with_compression(servers, pages):
     })()""")
     assert result == {"extensions": "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
                       "same": True, "echoed": "hi"}
+
+
+def test_demo_page_over_https_and_wss(servers, pages, tmp_path):
+    """live-server --tls-cert/--tls-key: the demo page loads over https and its client
+    connects with wss:// (the page picks the scheme), and two participants chat (Chromium
+    runs with --ignore-certificate-errors: the certificate is one the test generated)."""
+    cert, key = make_cert(tmp_path, "localhost")
+    srv = servers.start("--tls-cert", cert, "--tls-key", key)
+    alice = pages(f"{srv.https}/?name=alice&room=tls&autojoin=1")
+    bob = pages(f"{srv.https}/?name=bob&room=tls&autojoin=1")
+    for p in (alice, bob):
+        p.wait_for("document.body && document.body.dataset.joined === 'tls'", WAIT, "the page to join over wss")
+        assert p.evaluate("location.protocol") == "https:"
+        assert p.evaluate("window.liveDemo.client.url.startsWith('wss://')"), p.evaluate("window.liveDemo.client.url")
+    send(alice, "hello over tls")
+    bob.wait_for(has_line("alice", "hello over tls"), WAIT, "bob to see alice's line")
+    assert not alice.exceptions() and not bob.exceptions()
