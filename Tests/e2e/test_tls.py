@@ -233,3 +233,26 @@ def test_bad_certificate_files_fail_at_start_with_their_name(certs, tmp_path, fi
     assert out.returncode == 2
     assert named in out.stderr
     assert str(cert if "certificate" in named else key) in out.stderr
+
+
+def test_compression_over_tls(live, certs):
+    """permessage-deflate and TLS together: a compressed subscriber over wss and a plain one
+    get the same publishes; the publish is compressed once."""
+    srv, port = tls_server(live, certs, "--deflate")
+    msgs = ["compressible words, again and again; " * 40 + str(i) for i in range(5)]
+
+    async def go():
+        async with connect(f"wss://127.0.0.1:{port}/", ssl=client_context(), max_size=None) as ws:
+            assert "permessage-deflate" in (ws.response.headers.get("Sec-WebSocket-Extensions") or "")
+            await ws.send("/sub z")
+            assert await ws.recv() == "ok sub z"
+            plain, pub = tls_ws(live, port), tls_ws(live, port)
+            assert plain.command("/sub z") == "ok sub z"
+            for m in msgs:
+                assert await asyncio.to_thread(pub.command, f"/pub z {m}") == "ok pub z"
+            got = [await ws.recv() for _ in msgs]
+            assert got == msgs
+            assert [plain.recv_text() for _ in msgs] == msgs
+
+    asyncio.run(asyncio.wait_for(go(), TIMEOUT))
+    assert srv.stats()["compressions"] == len(msgs)
