@@ -8,6 +8,7 @@
  * only after the peer is done keeps our last bytes from being destroyed by an RST. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <netinet/in.h>
@@ -594,9 +595,13 @@ static void keep_pipelined(clive_session *s, const uint8_t *p, size_t n) {
     s->head_len += (uint32_t)n;
 }
 
-/* Plaintext from a TLS record, taken exactly as a plain connection takes what it reads. */
+/* Plaintext from a TLS record, taken exactly as a plain connection takes what it reads.
+ * What SSL wrote so far (tickets, a KeyUpdate answer) is this session's and goes out
+ * first: the handling of the plaintext may reach other TLS sessions (a publish flushes a
+ * subscriber's queue), and the loop's output buffer must then be empty. */
 static void take_plain(void *ctx, uint8_t *p, size_t n) {
     clive_session *s = ctx;
+    send_tls_output(s);
     switch ((lv_state)s->state) {
     case LV_READING_REQUEST:
         on_request_bytes(s, p, n);
@@ -909,6 +914,7 @@ static void tls_flush(clive_session *s) {
     lv_loop *l = s->loop;
     lv_tls_io *io = &l->tls_io;
     bool blocked = false;
+    assert(io->out_len == 0); /* every TLS call's output is sent or held before others run */
     while (s->state != LV_DONE && !s->broken) {
         const uint8_t *held;
         size_t h = lv_tls_held(s->tls, &held);
@@ -944,7 +950,6 @@ static void tls_flush(clive_session *s) {
             }
             src = l->gather;
         }
-        io->out_len = 0;
         if (lv_tls_encrypt(s->tls, src, len) != 0) {
             io->out_len = 0;
             s->broken = true;
@@ -967,7 +972,6 @@ static void tls_flush(clive_session *s) {
     s->blocked = blocked;
     if (!blocked && s->q.count == 0 && s->close_queued && !s->write_shut) {
         /* close_notify, then our FIN, once everything before it is out */
-        io->out_len = 0;
         lv_tls_close_notify(s->tls);
         send_tls_output(s);
         const uint8_t *held;
