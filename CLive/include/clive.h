@@ -429,7 +429,7 @@ size_t clive_presence_list(clive_server *server, const char *topic, size_t topic
 
 /* --- clients ----------------------------------------------------------------------- */
 
-/* The client side of RFC 6455, ws:// only. One libuv loop thread, started by the first
+/* The client side of RFC 6455, ws:// and wss://. One libuv loop thread, started by the first
  * clive_client_connect and kept for the life of the process, serves every client
  * connection of the process. Callbacks run on that thread and must not block; the
  * functions below may be called from any thread: off the loop they post a command and
@@ -440,7 +440,9 @@ size_t clive_presence_list(clive_server *server, const char *topic, size_t topic
  * handle must not be used); the connection lives on until it closes. */
 typedef struct clive_client clive_client;
 
-/* Why a client connection ended, as reported to on_close. */
+/* Why a client connection ended, as reported to on_close (a failed TLS handshake, e.g. a
+ * certificate that does not verify, is CLIVE_CLIENT_HANDSHAKE_FAILED with a reason that
+ * starts "TLS: "). */
 typedef enum clive_client_close_kind {
     CLIVE_CLIENT_CONNECT_FAILED = 1, /* resolving or connecting failed (code 1006; reason:
                                         the system's words, e.g. "connection refused") */
@@ -493,6 +495,12 @@ typedef struct clive_client_options {
     unsigned ping_interval_ms; /* ping a server quiet for this long; 0: 30000 */
     unsigned idle_timeout_ms;  /* give up on a server silent this long; 0: 60000 */
     unsigned close_timeout_ms; /* wait for the server's close reply, then cut; 0: 3000 */
+    int tls;                 /* 1: wss:// (TLS 1.2 or 1.3, SNI, ALPN http/1.1); the TLS
+                                handshake counts against handshake_timeout_ms */
+    const char *tls_ca_file; /* PEM certificates trusted for the server's chain; NULL: the
+                                system's trust store */
+    int tls_insecure;        /* 1: the server's certificate is not checked at all (for a
+                                development server with a self-signed certificate) */
     clive_client_callbacks callbacks;
 } clive_client_options;
 

@@ -1,4 +1,4 @@
-/* The client side of RFC 6455 (ws://): the opening handshake, masked frames, ping/pong
+/* The client side of RFC 6455 (ws:// and wss://): the opening handshake, masked frames, ping/pong
  * and the closing handshake, on one process-wide libuv loop thread. See clive.h.
  *
  * Every socket operation happens on the client loop thread. Other threads reach it through
@@ -7,6 +7,7 @@
  * shows. A frame to send is built and masked by the caller's thread, so the loop only
  * writes it. */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "frame.h"
 #include "http.h"
 #include "sha1.h"
+#include "tls.h"
 #include "utf8.h"
 
 #define DEFAULT_MAX_MESSAGE (16u << 20)
@@ -51,6 +53,8 @@ struct clive_client {
     size_t protocol_count;
     size_t max_head, max_queued;
     unsigned handshake_ms, ping_ms, idle_ms, close_ms;
+    int tls_on, tls_insecure; /* wss://; and whether the server's certificate goes unchecked */
+    char *tls_ca_file;
 
     /* loop thread only */
     enum state state;
@@ -60,6 +64,7 @@ struct clive_client {
     int tcp_open; /* tcp initialised and not yet closed */
     uv_timer_t timer;
     uv_connect_t connect;
+    lv_tls_conn *tls; /* wss://: from the TCP connection on */
     char *head; /* the response head as it arrives */
     size_t head_len, head_scanned;
     lv_frame_parser parser;
@@ -146,6 +151,8 @@ void clive_client_release(clive_client *c) {
         free(c->protocols[i]);
     free(c->protocols);
     free(c->host);
+    free(c->tls_ca_file);
+    lv_tls_conn_free(c->tls);
     free(c->request);
     free(c->head);
     free(c->msg);
@@ -252,26 +259,64 @@ typedef struct write_req {
     clive_client *client;
     uint8_t *data;
     size_t len;
-    int counted; /* in client->queued */
+    size_t counted; /* bytes to take off client->queued once written */
 } write_req;
+
+/* The loop's TLS buffers: what SSL reads from and writes into (tls.h), and the decrypted
+ * input; one loop thread, so one of each. */
+static lv_tls_io tls_io;
+static uint8_t tls_plain[READ_BUFFER];
 
 static void on_written(uv_write_t *req, int status) {
     write_req *w = (write_req *)req;
     (void)status; /* a failed write shows as a read error or EOF */
     if (w->counted)
-        atomic_fetch_sub(&w->client->queued, w->len);
+        atomic_fetch_sub(&w->client->queued, w->counted);
     clive_client_release(w->client);
     free(w->data);
     free(w);
 }
 
-/* Writes bytes the request owns (data is freed once written). */
+static void write_raw(clive_client *c, uint8_t *data, size_t len, size_t counted);
+
+/* Sends the records SSL left in the loop's output buffer (a handshake flight, or the
+ * encryption of a frame). */
+static void send_tls_output(clive_client *c) {
+    size_t n = tls_io.out_len;
+    tls_io.out_len = 0;
+    if (n == 0 || !c->tcp_open)
+        return;
+    uint8_t *copy = malloc(n);
+    if (copy == NULL)
+        return; /* the stream is broken now: the server will notice and close */
+    memcpy(copy, tls_io.out, n);
+    write_raw(c, copy, n, 0);
+}
+
+/* Writes bytes the request owns (data is freed once written); over TLS they are encrypted
+ * first. counted: whether they are in client->queued. */
 static void write_owned(clive_client *c, uint8_t *data, size_t len, int counted) {
+    if (c->tls == NULL) {
+        write_raw(c, data, len, counted ? len : 0);
+        return;
+    }
+    assert(tls_io.out_len == 0); /* every TLS call's output is sent before others run */
+    int failed = lv_tls_encrypt(c->tls, data, len);
+    free(data);
+    if (counted)
+        atomic_fetch_sub(&c->queued, len);
+    if (failed)
+        tls_io.out_len = 0;
+    else
+        send_tls_output(c);
+}
+
+static void write_raw(clive_client *c, uint8_t *data, size_t len, size_t counted) {
     write_req *w = malloc(sizeof *w);
     if (w == NULL) {
         free(data);
         if (counted)
-            atomic_fetch_sub(&c->queued, len);
+            atomic_fetch_sub(&c->queued, counted);
         return;
     }
     w->client = c;
@@ -498,24 +543,17 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     *buf = uv_buf_init((char *)buffer, sizeof buffer);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    clive_client *c = s->data;
-    if (nread == 0)
-        return;
-    if (nread < 0) {
-        if (c->state == HANDSHAKE)
-            decide_str(c, CLIVE_CLIENT_HANDSHAKE_FAILED, LV_CLOSE_ABNORMAL,
-                       "the connection ended during the handshake");
-        else
-            decide_str(c, CLIVE_CLIENT_ABNORMAL, LV_CLOSE_ABNORMAL,
-                       nread == UV_EOF ? "the connection ended without a close frame"
-                                       : uv_strerror((int)nread));
-        finish(c);
-        return;
-    }
-    c->last_heard = uv_now(&loop);
-    uint8_t *data = (uint8_t *)buf->base;
-    size_t len = (size_t)nread;
+static void ended(clive_client *c, const char *why) {
+    if (c->state == HANDSHAKE)
+        decide_str(c, CLIVE_CLIENT_HANDSHAKE_FAILED, LV_CLOSE_ABNORMAL,
+                   "the connection ended during the handshake");
+    else
+        decide_str(c, CLIVE_CLIENT_ABNORMAL, LV_CLOSE_ABNORMAL, why);
+    finish(c);
+}
+
+/* Bytes from the server (decrypted, over TLS): the response head, then frames. */
+static void on_bytes(clive_client *c, uint8_t *data, size_t len) {
     if (c->state == HANDSHAKE) {
         size_t room = c->max_head - c->head_len;
         size_t take = len < room ? len : room;
@@ -544,6 +582,54 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         len = from_data;
     }
     feed_frames(c, data, len);
+}
+
+/* Plaintext from a record. What SSL wrote before it is this connection's and goes out
+ * first: the callbacks it leads to may write to other connections of the loop. */
+static void take_plain(void *ctx, uint8_t *p, size_t n) {
+    clive_client *c = ctx;
+    send_tls_output(c);
+    if (c->state != DONE)
+        on_bytes(c, p, n);
+}
+
+static void on_read_tls(clive_client *c, uint8_t *data, size_t len) {
+    bool ready = false;
+    char why[200] = "";
+    lv_tls_result r = lv_tls_feed(c->tls, data, len, tls_plain, sizeof tls_plain, take_plain, c,
+                                  &ready, why, sizeof why);
+    send_tls_output(c);
+    if (c->state == DONE)
+        return;
+    if (ready && c->request) { /* the TLS handshake is done: now the HTTP one */
+        write_owned(c, (uint8_t *)c->request, c->request_len, 0);
+        c->request = NULL;
+    }
+    if (r == LV_TLS_FAILED) {
+        char reason[256];
+        snprintf(reason, sizeof reason, "TLS: %s", why);
+        decide_str(c, c->state == HANDSHAKE ? CLIVE_CLIENT_HANDSHAKE_FAILED : CLIVE_CLIENT_ABNORMAL,
+                   LV_CLOSE_ABNORMAL, reason);
+        finish(c);
+    } else if (r == LV_TLS_EOF) {
+        ended(c, "the connection ended without a close frame");
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    clive_client *c = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        ended(c, nread == UV_EOF ? "the connection ended without a close frame"
+                                 : uv_strerror((int)nread));
+        return;
+    }
+    c->last_heard = uv_now(&loop);
+    if (c->tls)
+        on_read_tls(c, (uint8_t *)buf->base, (size_t)nread);
+    else
+        on_bytes(c, (uint8_t *)buf->base, (size_t)nread);
 }
 
 /* ---- timers: handshake timeout, then pings and the idle limit ---- */
@@ -602,9 +688,20 @@ static void on_connected(uv_connect_t *req, int status) {
     }
     c->state = HANDSHAKE;
     uv_tcp_nodelay(&c->tcp, 1);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (c->tls_on) { /* the request waits for the TLS handshake (on_read_tls) */
+        char why[200] = "";
+        c->tls = lv_tls_client_new(c->host, c->tls_ca_file, c->tls_insecure, &tls_io, why, sizeof why);
+        if (c->tls == NULL) {
+            decide_str(c, CLIVE_CLIENT_HANDSHAKE_FAILED, LV_CLOSE_ABNORMAL, why);
+            finish(c);
+            return;
+        }
+        on_read_tls(c, NULL, 0); /* the ClientHello */
+        return;
+    }
     write_owned(c, (uint8_t *)c->request, c->request_len, 0);
     c->request = NULL; /* the write owns it now */
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 static void try_next_address(clive_client *c, const char *last_error) {
@@ -815,6 +912,9 @@ int clive_client_connect(const clive_client_options *o, clive_client **out) {
     c->ping_ms = o->ping_interval_ms ? o->ping_interval_ms : DEFAULT_PING_MS;
     c->idle_ms = o->idle_timeout_ms ? o->idle_timeout_ms : DEFAULT_IDLE_MS;
     c->close_ms = o->close_timeout_ms ? o->close_timeout_ms : DEFAULT_CLOSE_MS;
+    c->tls_on = o->tls != 0;
+    c->tls_insecure = o->tls_insecure != 0;
+    c->tls_ca_file = dup_str(o->tls_ca_file);
     lv_frame_parser_init(&c->parser, o->max_message ? o->max_message : DEFAULT_MAX_MESSAGE,
                          o->max_fragments ? o->max_fragments : DEFAULT_MAX_FRAGMENTS);
     lv_frame_parser_client(&c->parser);
@@ -822,7 +922,8 @@ int clive_client_connect(const clive_client_options *o, clive_client **out) {
     c->host = dup_str(o->host);
     c->head = malloc(c->max_head);
     c->protocols = o->subprotocol_count ? calloc(o->subprotocol_count, sizeof(char *)) : NULL;
-    int bad = c->host == NULL || c->head == NULL || (o->subprotocol_count && !c->protocols);
+    int bad = c->host == NULL || c->head == NULL || (o->subprotocol_count && !c->protocols) ||
+              (o->tls_ca_file && c->tls_ca_file == NULL);
     for (size_t i = 0; !bad && i < o->subprotocol_count; i++) {
         c->protocols[i] = dup_str(o->subprotocols[i]);
         c->protocol_count = i + 1;

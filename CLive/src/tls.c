@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -239,6 +241,53 @@ lv_tls_conn *lv_tls_conn_new(clive_tls *t, lv_tls_io *io) {
     return c;
 }
 
+lv_tls_conn *lv_tls_client_new(const char *host, const char *ca_file, bool insecure,
+                               lv_tls_io *io, char *why, size_t cap) {
+    pthread_once(&loop_bio_once, make_loop_bio_method);
+    /* a context per connection: clients are few (an app, an agent, a CLI), and the
+     * system's trust store is read lazily from its hashed directory */
+    SSL_CTX *ctx = loop_bio_method ? SSL_CTX_new(TLS_client_method()) : NULL;
+    lv_tls_conn *c = ctx ? calloc(1, sizeof *c) : NULL;
+    if (c == NULL) {
+        describe(why, cap, "cannot make a TLS context for", host);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    int ok = 1;
+    if (!insecure) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(ctx);
+        if (!ok) describe(why, cap, "cannot load trusted certificates", ca_file ? ca_file : "(system)");
+    }
+    static const unsigned char http11[] = "\x08http/1.1";
+    c->ssl = ok ? SSL_new(ctx) : NULL;
+    SSL_CTX_free(ctx); /* the SSL object keeps its reference */
+    BIO *bio = c->ssl ? BIO_new(loop_bio_method) : NULL;
+    if (bio == NULL) {
+        if (ok) describe(why, cap, "cannot make a TLS connection to", host);
+        SSL_free(c->ssl);
+        free(c);
+        return NULL;
+    }
+    BIO_set_data(bio, io);
+    SSL_set_bio(c->ssl, bio, bio);
+    SSL_set_alpn_protos(c->ssl, http11, sizeof http11 - 1);
+    /* SNI names a host, never an address (RFC 6066 3) */
+    unsigned char addr[16];
+    bool is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    if (!is_ip) SSL_set_tlsext_host_name(c->ssl, host);
+    if (!insecure && !SSL_set1_host(c->ssl, host)) {
+        describe(why, cap, "cannot check the name", host);
+        lv_tls_conn_free(c);
+        return NULL;
+    }
+    SSL_set_connect_state(c->ssl);
+    return c;
+}
+
 void lv_tls_conn_free(lv_tls_conn *c) {
     if (c == NULL) return;
     SSL_free(c->ssl);
@@ -252,10 +301,14 @@ bool lv_tls_fresh(const lv_tls_conn *c) { return SSL_in_before(c->ssl); }
 
 static lv_tls_io *io_of(lv_tls_conn *c) { return BIO_get_data(SSL_get_rbio(c->ssl)); }
 
-static void failure_reason(char *reason, size_t cap, const char *fallback) {
+static void failure_reason(SSL *ssl, char *reason, size_t cap, const char *fallback) {
     unsigned long e = ERR_peek_last_error();
+    long verify = SSL_get_verify_result(ssl);
     if (reason && cap) {
-        if (e)
+        if (verify != X509_V_OK) /* say which check failed, not just "verify failed" */
+            snprintf(reason, cap, "certificate verify failed: %s",
+                     X509_verify_cert_error_string(verify));
+        else if (e)
             ERR_error_string_n(e, reason, cap);
         else
             snprintf(reason, cap, "%s", fallback);
@@ -277,7 +330,7 @@ lv_tls_result lv_tls_feed(lv_tls_conn *c, const uint8_t *in, size_t n, uint8_t *
         if (r != 1) {
             int e = SSL_get_error(c->ssl, r);
             if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-                failure_reason(reason, reason_cap, "handshake failed");
+                failure_reason(c->ssl, reason, reason_cap, "handshake failed");
                 result = LV_TLS_FAILED;
             }
             goto out;
@@ -300,7 +353,7 @@ lv_tls_result lv_tls_feed(lv_tls_conn *c, const uint8_t *in, size_t n, uint8_t *
         if (e == SSL_ERROR_ZERO_RETURN) {
             result = LV_TLS_EOF;
         } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-            failure_reason(reason, reason_cap, "record error");
+            failure_reason(c->ssl, reason, reason_cap, "record error");
             result = LV_TLS_FAILED;
         }
         break;

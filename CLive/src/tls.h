@@ -28,6 +28,12 @@ typedef struct lv_tls_io {
 lv_tls_conn *lv_tls_conn_new(clive_tls *tls, lv_tls_io *io);
 void lv_tls_conn_free(lv_tls_conn *c);
 
+/* A client connection's TLS (wss://) to host: the server's certificate is verified against
+ * ca_file (PEM; NULL: the system's trust store) and host, unless insecure; SNI and ALPN
+ * http/1.1 are sent. NULL on failure, with the reason in why. */
+lv_tls_conn *lv_tls_client_new(const char *host, const char *ca_file, bool insecure,
+                               lv_tls_io *io, char *why, size_t cap);
+
 typedef enum lv_tls_result {
     LV_TLS_MORE = 0,   /* progress made or more bytes needed */
     LV_TLS_EOF = 1,    /* the peer sent close_notify */

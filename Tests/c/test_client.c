@@ -3,7 +3,8 @@
  *
  *   test_client HOST PORT TARGET [--protocol P]... [--header "Name: value"]...
  *               [--echo] [--max-message N] [--ping-ms N] [--idle-ms N] [--close-ms N]
- *               [--handshake-ms N]
+ *               [--handshake-ms N] [--tls [--ca FILE] | --insecure]  (wss: verified against FILE
+ *               or the system store; --insecure: unchecked)
  *
  * Prints one line per event on stdout:
  *   OPEN <subprotocol index or -1>
@@ -126,6 +127,11 @@ int main(int argc, char **argv) {
             echo = 1;
             continue;
         }
+        if (strcmp(a, "--tls") == 0 || strcmp(a, "--insecure") == 0) {
+            o.tls = 1;
+            o.tls_insecure = strcmp(a, "--insecure") == 0;
+            continue;
+        }
         i++;
         if (strcmp(a, "--protocol") == 0 && nprotocols < 8)
             protocols[nprotocols++] = v;
@@ -141,6 +147,8 @@ int main(int argc, char **argv) {
             o.close_timeout_ms = (unsigned)strtoul(v, NULL, 10);
         else if (strcmp(a, "--handshake-ms") == 0)
             o.handshake_timeout_ms = (unsigned)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--ca") == 0)
+            o.tls_ca_file = v;
         else {
             fprintf(stderr, "unknown option %s\n", a);
             return 2;

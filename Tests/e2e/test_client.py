@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from certs import make_cert
 from conftest import ROOT, clive_server_argv
-from wsraw import (GUID, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RawClient,
+from wsraw import (GUID, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RawClient, wait_for,
                    build_frame, close_payload)
 
 TIMEOUT = 10.0
@@ -411,3 +412,66 @@ def test_echo_from_a_callback_goes_out_before_a_later_failure(raw_server, client
     assert (f.opcode, f.code) == (OP_CLOSE, 1002)
     raw_server.conn.close()
     assert c.closed()[:2] == ("protocol", 1002)
+
+
+# --- wss:// -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("client-certs")
+    return {"good": make_cert(d, "good"), "other": make_cert(d, "other"),
+            "elsewhere": make_cert(d, "elsewhere", san="DNS:example.com")}
+
+
+def tls_server(live, tls_certs, name="good"):
+    cert, key = tls_certs[name]
+    srv = live.server("--tls-cert", cert, "--tls-key", key, "--tls-port", 0)
+    return srv, srv.stats()["tls_port"]
+
+
+def test_wss_with_a_trusted_certificate(live, client, tls_certs):
+    srv, port = tls_server(live, tls_certs)
+    for host in ("127.0.0.1", "localhost"):  # an address (no SNI) and a name (SNI)
+        c = client(port, "/", "--tls", "--ca", tls_certs["good"][0], host=host)
+        assert c.expect("OPEN") == "OPEN -1"
+        c.send("text over tls")
+        assert c.next() == "TEXT over tls"
+        c.send("binary 300000")  # several records each way
+        assert c.next() == "BINARY 300000"
+        c.send("close 1000 done")
+        assert c.closed() == ("by_client", 1000, 0, "done")
+    assert srv.stats()["tls_handshakes"] == 2
+
+
+def test_wss_pub_sub_with_a_plain_client(live, client, tls_certs):
+    srv, port = tls_server(live, tls_certs)
+    secure, plain = client(port, "/", "--tls", "--ca", tls_certs["good"][0]), client(srv.port)
+    secure.expect("OPEN")
+    plain.expect("OPEN")
+    secure.send("text /sub news")
+    assert secure.next() == "TEXT ok sub news"
+    plain.send("text /pub news over both")
+    assert secure.next() == "TEXT over both"
+
+
+@pytest.mark.parametrize("cert,ca,why", [
+    ("good", "other", "TLS: certificate verify failed: self-signed certificate"),
+    # its own CA, but made out for example.com, not 127.0.0.1
+    ("elsewhere", "elsewhere", "TLS: certificate verify failed: IP address mismatch"),
+])
+def test_wss_refuses_a_certificate_it_cannot_verify(live, client, tls_certs, cert, ca, why):
+    srv, port = tls_server(live, tls_certs, cert)
+    c = client(port, "/", "--tls", "--ca", tls_certs[ca][0])
+    kind, code, status, reason = c.closed()
+    assert (kind, code, status) == ("handshake_failed", 1006, 0)
+    assert reason.startswith(why), reason
+    wait_for(lambda: srv.stats()["tls_failures"] == 1, what="the server to count the failed handshake")
+
+
+def test_wss_insecure_skips_verification(live, client, tls_certs):
+    srv, port = tls_server(live, tls_certs, "elsewhere")
+    c = client(port, "/", "--insecure")
+    assert c.expect("OPEN") == "OPEN -1"
+    c.send("close 1000 ")
+    assert c.closed()[:2] == ("by_client", 1000)

@@ -8,12 +8,12 @@ import subprocess
 from pathlib import Path
 
 
-def make_cert(directory: Path, name: str) -> tuple[Path, Path]:
-    """(certificate, key) PEM files named after `name` in `directory`; CN=name."""
+def make_cert(directory: Path, name: str, san: str = "DNS:localhost,IP:127.0.0.1") -> tuple[Path, Path]:
+    """(certificate, key) PEM files named after `name` in `directory`; CN=name, valid for
+    the names in `san`. Self-signed, so the certificate is its own CA."""
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "2", "-subj", f"/CN={name}",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext", f"subjectAltName={san}",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     return cert, key
 
