@@ -17,6 +17,13 @@ public struct ClientOptions: Sendable {
     public var idleTimeout: Duration = .seconds(60)
     /// The largest message accepted from the server (else the client closes with 1009).
     public var maxMessageSize = 16 << 20
+    /// wss:// only: a PEM file of the certificates to trust for the server's chain (a
+    /// private CA, or a development server's own self-signed certificate) instead of the
+    /// system's trust store.
+    public var trustedCertificatesFile: String? = nil
+    /// wss:// only: check the server's certificate, its chain and its name. `false`
+    /// accepts any certificate, for a development server only: never over the internet.
+    public var verifyCertificate = true
 
     public init() {}
 }

@@ -17,13 +17,14 @@ final class Attempt: @unchecked Sendable {
         var target: String
         var headers: String
         var subprotocol: String
+        var tls = false
     }
 
     /// Starts connecting; the outcome arrives through the callbacks.
     func start(_ t: Target, options: ClientOptions) -> Int32 {
         var out: OpaquePointer?
         let user = Unmanaged.passRetained(self).toOpaque()
-        let rc = t.host.withCString { host in
+        let rc = withOptionalCString(options.trustedCertificatesFile) { caFile in t.host.withCString { host in
             t.target.withCString { target in
                 t.headers.withCString { headers in
                     t.subprotocol.withCString { proto -> Int32 in
@@ -41,6 +42,9 @@ final class Attempt: @unchecked Sendable {
                             o.handshake_timeout_ms = UInt32(clamping: options.handshakeTimeout.milliseconds)
                             o.ping_interval_ms = UInt32(clamping: options.pingInterval.milliseconds)
                             o.idle_timeout_ms = UInt32(clamping: options.idleTimeout.milliseconds)
+                            o.tls = t.tls ? 1 : 0
+                            o.tls_ca_file = caFile
+                            o.tls_insecure = options.verifyCertificate ? 0 : 1
                             o.callbacks.on_open = attemptOpened
                             o.callbacks.on_message = attemptMessage
                             o.callbacks.on_close = attemptClosed
@@ -50,7 +54,7 @@ final class Attempt: @unchecked Sendable {
                     }
                 }
             }
-        }
+        } }
         if rc != 0 {
             Unmanaged<Attempt>.fromOpaque(user).release()
             return rc
@@ -98,3 +102,9 @@ private let attemptClosed:
         let a = Unmanaged<Attempt>.fromOpaque(user!).takeRetainedValue()
         a.core.ended(a, why: why)
     }
+
+/// body with a C string for s, or with NULL when s is nil.
+private func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let s else { return body(nil) }
+    return s.withCString { body($0) }
+}

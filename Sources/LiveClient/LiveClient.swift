@@ -6,7 +6,7 @@ import Live
 /// leave, publish, who, count, over either codec, on the C core's client side.
 ///
 /// ```swift
-/// let client = try await LiveClient.connect(to: URL(string: "ws://localhost:8080/ws?token=t")!)
+/// let client = try await LiveClient.connect(to: URL(string: "wss://example.com/ws?token=t")!)
 /// try await client.join("room:lobby")
 /// try await client.publish(#"{"text":"hi"}"#, to: "room:lobby")
 /// for await message in client.messages(for: "room:lobby") { print(message.body.string) }
@@ -27,7 +27,9 @@ public final class LiveClient: Sendable {
 
     /// Connects and returns once the server accepted the session.
     /// - Parameters:
-    ///   - url: `ws://host[:port]/path[?query]`; authentication may ride in the query.
+    ///   - url: `ws://host[:port]/path[?query]` or `wss://...` (TLS; the server's
+    ///     certificate is verified, see `ClientOptions`); authentication may ride in the
+    ///     query.
     ///   - codec: the codec, whose name is the subprotocol asked for (the server must
     ///     agree to it); `JSONCodec()` or `MessagePackCodec()` for live-server.
     ///   - headers: extra request headers (e.g. `Authorization`).
@@ -49,12 +51,13 @@ public final class LiveClient: Sendable {
         guard let c = URLComponents(url: url, resolvingAgainstBaseURL: false) else {
             throw ClientError.invalidArgument("not a URL: \(url)")
         }
-        guard c.scheme?.lowercased() == "ws" else {
-            throw ClientError.invalidArgument("only ws:// URLs are supported: \(url)")
+        let scheme = c.scheme?.lowercased()
+        guard scheme == "ws" || scheme == "wss" else {
+            throw ClientError.invalidArgument("only ws:// and wss:// URLs are supported: \(url)")
         }
         guard var host = c.host, !host.isEmpty else { throw ClientError.invalidArgument("no host in \(url)") }
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        let port = c.port ?? 80
+        let port = c.port ?? (scheme == "wss" ? 443 : 80)
         guard (1...65535).contains(port) else { throw ClientError.invalidArgument("port \(port)") }
         var path = c.percentEncodedPath.isEmpty ? "/" : c.percentEncodedPath
         if let q = c.percentEncodedQuery { path += "?" + q }
@@ -66,7 +69,8 @@ public final class LiveClient: Sendable {
             }
             lines += "\(name): \(value)\r\n"
         }
-        return Attempt.Target(host: host, port: UInt16(port), target: path, headers: lines, subprotocol: codec.name)
+        return Attempt.Target(host: host, port: UInt16(port), target: path, headers: lines, subprotocol: codec.name,
+                              tls: scheme == "wss")
     }
 
     /// Subscribes to a topic, and again after every reconnect.

@@ -35,6 +35,9 @@ struct Connection: ParsableArguments {
     @Option(help: "The codec: json or msgpack.") var codec: CodecName = .json
     @Option(name: .customLong("header"), help: "A request header, \"Name: value\" (repeat it).")
     var headers: [String] = []
+    @Option(help: "wss://: a PEM file of certificates to trust instead of the system's (a private CA, a development server's own).")
+    var caFile: String?
+    @Flag(help: "wss://: accept any server certificate (a development server only).") var insecure = false
 
     func validate() throws {
         for h in headers where !h.contains(":") { throw ValidationError("--header must be \"Name: value\": \(h)") }
@@ -50,6 +53,8 @@ struct Connection: ParsableArguments {
         }
         var options = ClientOptions()
         options.reconnect = reconnect
+        options.trustedCertificatesFile = caFile
+        options.verifyCertificate = !insecure
         return try await LiveClient.connect(to: URL(string: url)!, codec: codec.codec, headers: fields, options: options)
     }
 }

@@ -35,7 +35,8 @@ final class RoomsServer: Sendable {
     let server: Server
     let task: Task<Void, Error>
 
-    init(port: Int = 0, _ configure: (inout Options) -> Void = { _ in }) throws {
+    /// With tls, the server listens with that certificate only (wss://).
+    init(port: Int = 0, tls: TLSCertificate? = nil, _ configure: (inout Options) -> Void = { _ in }) throws {
         var options = Options()
         options.eventLoops = 1
         options.logger.logLevel = .critical
@@ -43,13 +44,14 @@ final class RoomsServer: Sendable {
         options.closeTimeout = .seconds(2)
         configure(&options)
         server = try Rooms().makeServer(options: options)
-        try server.listen(port: port)
+        if let tls { try server.listen(port: port, tls: tls) } else { try server.listen(port: port) }
         let server = self.server
         task = Task { try await server.run() }
     }
 
     var port: Int { server.port }
     var url: URL { URL(string: "ws://127.0.0.1:\(port)/ws")! }
+    var secureURL: URL { URL(string: "wss://localhost:\(server.tlsPort)/ws")! }
 
     func stop() async throws {
         server.shutdown()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from certs import make_cert
+
 from liveserver import ROOT
 
 TIMEOUT = 30.0
@@ -180,3 +182,19 @@ def test_pub_rate_stays_under_the_servers_rate_limit(servers, sub):
     r = run("pub", server.ws, t, "--rate", "15", stdin="\n".join(lines) + "\n")
     assert r.returncode == 0, r.stderr
     assert [json.loads(s.next()) for _ in lines] == lines
+
+
+def test_over_wss_with_a_trusted_certificate(servers, sub, tmp_path):
+    cert, key = make_cert(tmp_path, "localhost", san="DNS:localhost")
+    srv = servers.start("--tls-cert", cert, "--tls-key", key)
+    url = f"wss://localhost:{srv.port}/ws"
+    t = topic()
+    s = sub(url, t, "--body-only", "--ca-file", str(cert))
+    wait_for(lambda: run("who", url, t, "--count", "--ca-file", str(cert)).stdout.strip() == "1",
+             what="live sub joined over wss")
+    assert run("pub", url, t, '"secret"', "--ca-file", str(cert)).returncode == 0
+    assert s.next() == '"secret"'
+    # without the certificate trusted, the handshake fails and says why; --insecure passes
+    r = run("who", url, t, "--count")
+    assert r.returncode == 1 and "certificate verify failed" in r.stderr, r.stderr
+    assert run("who", url, t, "--count", "--insecure").stdout.strip() == "1"
