@@ -30,6 +30,8 @@ final class MetricsReporter: Sendable {
     private let coalesced: MetricCounter
     private let throttled: MetricCounter
     private let refusedSubscribes: MetricCounter
+    private let tlsHandshakes: MetricCounter
+    private let tlsFailures: MetricCounter
     // gauges
     private let connections: Gauge
     private let sessions: Gauge
@@ -67,6 +69,8 @@ final class MetricsReporter: Sendable {
         coalesced = MetricCounter(label: "live_messages_coalesced_total", factory: factory)
         throttled = MetricCounter(label: "live_messages_throttled_total", factory: factory)
         refusedSubscribes = MetricCounter(label: "live_subscribes_refused_total", factory: factory)
+        tlsHandshakes = MetricCounter(label: "live_tls_handshakes_total", factory: factory)
+        tlsFailures = MetricCounter(label: "live_tls_failures_total", factory: factory)
         connections = Gauge(label: "live_connections", factory: factory)
         sessions = Gauge(label: "live_sessions", factory: factory)
         subscriptions = Gauge(label: "live_subscriptions", factory: factory)
@@ -112,6 +116,8 @@ final class MetricsReporter: Sendable {
             add(coalesced, \.coalesced)
             add(throttled, \.throttled)
             add(refusedSubscribes, \.refusedSubscribes)
+            add(tlsHandshakes, \.tlsHandshakes)
+            add(tlsFailures, \.tlsFailures)
             add(fanoutCount, \.fanouts)
             let ns = delta(\.fanoutNanoseconds)
             if ns > 0 { fanoutSum.increment(by: Double(ns) / 1e9) }

@@ -32,6 +32,11 @@ public struct Stats: Sendable, Hashable {
     /// Messages compressed for permessage-deflate: one per publish worth compressing,
     /// however many subscribers negotiated it.
     public var compressions: Int
+    /// TLS handshakes completed on a TLS listener.
+    public var tlsHandshakes: Int
+    /// TLS connections that failed their handshake or a record (a client's failure,
+    /// plain HTTP on a TLS port included).
+    public var tlsFailures: Int
     /// Accepted sessions that closed, by why, as the core tells it: `.serverClosed` stands
     /// for every close the server made (`decodeError` included) and carries no code.
     public var closed: [CloseKind: Int]
@@ -114,6 +119,8 @@ public struct Stats: Sendable, Hashable {
         fanouts = Int(clamping: c.fanouts)
         fanoutNanoseconds = Int(clamping: c.fanout_ns)
         compressions = Int(clamping: c.compressions)
+        tlsHandshakes = Int(clamping: c.tls_handshakes)
+        tlsFailures = Int(clamping: c.tls_failures)
     }
 }
 

@@ -19,6 +19,7 @@ from certs import client_context, der, make_cert
 from liveproto import Client, Msg
 from liveserver import server_binary
 from process import wait_for_text
+from test_metrics import scrape
 
 TIMEOUT = 30
 
@@ -50,14 +51,13 @@ def wss_client(servers, url: str, **kw) -> Client:
 
 def test_rooms_over_wss_on_the_main_port(servers, certs):
     cert, key = certs["a"]
-    srv = servers.start("--tls-cert", cert, "--tls-key", key)
+    srv = servers.start("--tls-cert", cert, "--tls-key", key, "--no-presence-events")
     assert srv.scheme == "https" and srv.tls_port == srv.port
     assert https_get(f"{srv.https}/healthz") == (200, b"ok\n")
     assert b"<html" in https_get(f"{srv.https}/")[1].lower()
     alice, bob = wss_client(servers, srv.wss, name="alice"), wss_client(servers, srv.wss, name="bob")
     alice.join("room")
     bob.join("room")
-    alice.sync()  # bob's presence event
     body = json.dumps({"text": "over tls"}).encode()
     alice.send("publish", "room", "p-1", body)
     assert {alice.recv(), alice.recv()} == {Msg("message", "room", "", body), Msg("reply", "room", "p-1")}
@@ -66,15 +66,13 @@ def test_rooms_over_wss_on_the_main_port(servers, certs):
 
 def test_tls_port_beside_a_plain_port(servers, certs):
     cert, key = certs["a"]
-    srv = servers.start("--tls-cert", cert, "--tls-key", key, "--tls-port", 0)
+    srv = servers.start("--tls-cert", cert, "--tls-key", key, "--tls-port", 0, "--no-presence-events")
     assert srv.scheme == "http" and srv.tls_port not in (None, srv.port)
     plain = Client(srv.ws)
     servers.defer(plain.close)
     secure = wss_client(servers, srv.wss)
     for c in (plain, secure):
         c.join("mixed")
-    for c in (plain, secure):
-        c.sync()  # presence events
     plain.send("publish", "mixed", "p-1", json.dumps("from plain"))
     assert secure.recv() == Msg("message", "mixed", "", b'"from plain"')
     assert {plain.recv(), plain.recv()} == {Msg("message", "mixed", "", b'"from plain"'), Msg("reply", "mixed", "p-1")}
@@ -87,11 +85,10 @@ def test_sighup_reloads_the_certificate_and_keeps_sessions(servers, certs, tmp_p
     cert, key = tmp_path / "live.pem", tmp_path / "live.key"
     shutil.copy(certs["a"][0], cert)
     shutil.copy(certs["a"][1], key)
-    srv = servers.start("--tls-cert", cert, "--tls-key", key)
+    srv = servers.start("--tls-cert", cert, "--tls-key", key, "--no-presence-events")
     assert peer_certificate(srv.port) == der(certs["a"][0])
     old = wss_client(servers, srv.wss)
     old.join("news")
-    old.sync()  # its own presence event
     shutil.copy(certs["b"][0], cert)
     shutil.copy(certs["b"][1], key)
     srv.send_signal(signal.SIGHUP)
@@ -135,3 +132,15 @@ def test_bad_tls_flags_fail_at_start(certs, flags, says):
     assert out.returncode != 0
     assert says in out.stderr, out.stderr
     assert "live-server: http" not in out.stdout
+
+
+def test_tls_handshakes_and_failures_are_metrics(servers, certs):
+    cert, key = certs["a"]
+    srv = servers.start("--tls-cert", cert, "--tls-key", key, "--tls-port", 0)
+    wss_client(servers, srv.wss).close()
+    with socket.create_connection(("127.0.0.1", srv.tls_port), timeout=TIMEOUT) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")  # plain HTTP on the TLS port
+        while s.recv(4096):
+            pass
+    m = scrape(srv.http)  # the plain port; a scrape reports the counters first
+    assert m["live_tls_handshakes_total"] == 1 and m["live_tls_failures_total"] == 1, m
