@@ -538,49 +538,28 @@ static void keep_after_backlog(clive_session *s, const uint8_t *data, size_t n) 
 /* The connection ended under us (EOF or a socket error). */
 static void lost(clive_session *s) { lv_session_finish(s); }
 
-static void on_readable(clive_session *s) {
+/* One read into the loop's buffer: how many bytes came, or 0 when none did (EAGAIN) or
+ * the connection ended (the session is finished then). Hearing anything resets the
+ * keepalive. */
+static size_t read_some(clive_session *s) {
     lv_loop *l = s->loop;
-    if (s->in_backlog) return; /* not polled for reading then; a stale event */
-    s->budget = MESSAGES_PER_TURN;
-    for (int i = 0; i < READS_PER_EVENT && s->state != LV_DONE; i++) {
-        ssize_t n = read(s->fd, l->rbuf, l->rbuf_cap);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) lost(s);
-            return;
-        }
-        if (n == 0) {
-            lost(s);
-            return;
-        }
-        s->last_heard_ms = lv_now(l);
-        s->ping_outstanding = false;
-        if (s->state == LV_READING_REQUEST) {
-            on_request_bytes(s, l->rbuf, (size_t)n);
-        } else if (s->state == LV_OPEN) {
-            /* An accept inside this very callback left pipelined bytes: they go first, and
-             * these new ones queue behind them. */
-            if (s->head) {
-                keep_after_backlog(s, l->rbuf, (size_t)n);
-                return;
-            }
-            size_t used = on_frame_bytes(s, l->rbuf, (size_t)n);
-            if (used < (size_t)n) {
-                keep_backlog(s, l->rbuf + used, (size_t)n - used);
-                return;
-            }
-        }
-        /* LV_CLOSING: lingering, the bytes are discarded */
-        if (s->state == LV_DECIDING || (size_t)n < l->rbuf_cap) return;
+    ssize_t n;
+    do n = read(s->fd, l->rbuf, l->rbuf_cap);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    if (n <= 0) {
+        lost(s);
+        return 0;
     }
+    s->last_heard_ms = lv_now(l);
+    s->ping_outstanding = false;
+    return (size_t)n;
 }
-
-/* --- TLS input ------------------------------------------------------------------------ */
 
 static void send_tls_output(clive_session *s);
 
-/* Bytes behind a request head, decrypted while the app decides on the upgrade: kept with
- * the head, as a plain connection would leave them in the kernel. */
+/* Bytes behind a request head that a TLS read decrypted while the app decides on the
+ * upgrade: kept with the head, as a plain connection leaves them in the kernel. */
 static void keep_pipelined(clive_session *s, const uint8_t *p, size_t n) {
     if (s->head_len + n > s->head_cap) {
         char *q = realloc(s->head, s->head_len + n);
@@ -595,13 +574,14 @@ static void keep_pipelined(clive_session *s, const uint8_t *p, size_t n) {
     s->head_len += (uint32_t)n;
 }
 
-/* Plaintext from a TLS record, taken exactly as a plain connection takes what it reads.
- * What SSL wrote so far (tickets, a KeyUpdate answer) is this session's and goes out
- * first: the handling of the plaintext may reach other TLS sessions (a publish flushes a
- * subscriber's queue), and the loop's output buffer must then be empty. */
-static void take_plain(void *ctx, uint8_t *p, size_t n) {
+/* Bytes read (or decrypted from a TLS record), by state: the request head, pipelined bytes
+ * behind it, frames (what the turn's budget leaves over waits in the backlog), or nothing
+ * while closing. Over TLS, what SSL wrote so far (tickets, a KeyUpdate answer) is this
+ * session's and goes out first: handling the bytes may reach other TLS sessions (a publish
+ * flushes a subscriber's queue), and the loop's output buffer must then be empty. */
+static void take_bytes(void *ctx, uint8_t *p, size_t n) {
     clive_session *s = ctx;
-    send_tls_output(s);
+    if (s->tls) send_tls_output(s);
     switch ((lv_state)s->state) {
     case LV_READING_REQUEST:
         on_request_bytes(s, p, n);
@@ -622,26 +602,29 @@ static void take_plain(void *ctx, uint8_t *p, size_t n) {
     }
 }
 
+static void on_readable(clive_session *s) {
+    lv_loop *l = s->loop;
+    if (s->in_backlog) return; /* not polled for reading then; a stale event */
+    s->budget = MESSAGES_PER_TURN;
+    for (int i = 0; i < READS_PER_EVENT && s->state != LV_DONE; i++) {
+        size_t n = read_some(s);
+        if (n == 0) return;
+        take_bytes(s, l->rbuf, n);
+        /* deciding, reading stops; with a backlog, so does reading until it is parsed */
+        if (s->state == LV_DECIDING || s->in_backlog || n < l->rbuf_cap) return;
+    }
+}
+
+/* --- TLS input ------------------------------------------------------------------------ */
+
 /* One read, decrypted whole: what a turn's message budget leaves over waits in the
  * backlog as plaintext, so that nothing stays buffered inside OpenSSL while the socket is
  * not polled. */
 static void on_readable_tls(clive_session *s) {
     lv_loop *l = s->loop;
     if (s->in_backlog) return;
-    ssize_t n;
-    do n = read(s->fd, l->rbuf, l->rbuf_cap);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK) lost(s);
-        return;
-    }
-    if (n == 0) {
-        lost(s);
-        return;
-    }
-    s->last_heard_ms = lv_now(l);
-    s->ping_outstanding = false;
-    if (s->state == LV_CLOSING) return; /* lingering: the bytes are discarded */
+    size_t n = read_some(s);
+    if (n == 0 || s->state == LV_CLOSING) return; /* lingering: the bytes are discarded */
     if (lv_tls_fresh(s->tls) && lv_tls_looks_like_http(l->rbuf, (size_t)n)) {
         /* http:// to a TLS port: a readable answer, in plain text, then the close */
         lv_count(&l->counters.tls_failures, 1);
@@ -655,7 +638,7 @@ static void on_readable_tls(clive_session *s) {
     bool was_ready = lv_tls_ready(s->tls), done = false;
     char reason[160] = "";
     lv_tls_result r = lv_tls_feed(s->tls, l->rbuf, (size_t)n, l->tls_plain, l->rbuf_cap,
-                                  take_plain, s, &done, reason, sizeof reason);
+                                  take_bytes, s, &done, reason, sizeof reason);
     if (done) lv_count(&l->counters.tls_handshakes, 1);
     send_tls_output(s); /* handshake records, tickets, alerts */
     if (s->state == LV_DONE) return;
@@ -876,6 +859,23 @@ void lv_loop_fanout(lv_loop *l, const char *topic, size_t len, clive_frame *cons
 
 /* --- TLS output ----------------------------------------------------------------------- */
 
+/* A send that never blocks: the bytes taken (0 when the socket is full), or -1 when the
+ * connection broke; the session is then finished on the deferred pass, since a flush can
+ * run inside a fanout, whose subscriber list must not change under it. */
+static ssize_t send_some(clive_session *s, const void *p, size_t n) {
+    ssize_t w;
+    do w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (w < 0 && errno == EINTR);
+    if (w >= 0) {
+        lv_count(&s->loop->counters.bytes_out, w);
+        return w;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    s->broken = true;
+    lv_loop_defer(s);
+    return -1;
+}
+
 /* Sends what SSL left in the loop's output buffer, or holds it behind what is held. */
 static void send_tls_output(clive_session *s) {
     lv_tls_io *io = &s->loop->tls_io;
@@ -885,15 +885,7 @@ static void send_tls_output(clive_session *s) {
     const uint8_t *held;
     ssize_t w = 0;
     if (lv_tls_held(s->tls, &held) == 0) {
-        do w = send(s->fd, io->out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        while (w < 0 && errno == EINTR);
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            s->broken = true;
-            lv_loop_defer(s);
-            return;
-        }
-        if (w < 0) w = 0;
-        lv_count(&s->loop->counters.bytes_out, w);
+        if ((w = send_some(s, io->out, n)) < 0) return;
         if ((size_t)w == n) return;
     }
     if (lv_tls_hold(s->tls, io->out + w, n - (size_t)w) != 0) {
@@ -919,18 +911,8 @@ static void tls_flush(clive_session *s) {
         const uint8_t *held;
         size_t h = lv_tls_held(s->tls, &held);
         if (h) {
-            ssize_t w = send(s->fd, held, h, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    blocked = true;
-                    break;
-                }
-                s->broken = true;
-                lv_loop_defer(s);
-                return;
-            }
-            lv_count(&l->counters.bytes_out, w);
+            ssize_t w = send_some(s, held, h);
+            if (w < 0) return;
             lv_tls_held_sent(s->tls, (size_t)w);
             if ((size_t)w < h) {
                 blocked = true;

@@ -166,12 +166,18 @@ def test_garbage_handshake_is_counted_and_logged_at_debug(live, certs):
     assert "log warning" not in log and "log info" not in log
 
 
-def test_reload_swaps_the_certificate_and_keeps_sessions(live, certs, tmp_path):
+def renewable_server(live, certs, tmp_path):
+    """A server whose certificate files (copies of "a") the test may replace: the server,
+    its TLS port, and the two paths."""
     cert, key = tmp_path / "live.pem", tmp_path / "live.key"
     shutil.copy(certs["a"][0], cert)
     shutil.copy(certs["a"][1], key)
     srv = live.server("--tls-cert", cert, "--tls-key", key, "--tls-port", 0)
-    port = srv.stats()["tls_port"]
+    return srv, srv.stats()["tls_port"], cert, key
+
+
+def test_reload_swaps_the_certificate_and_keeps_sessions(live, certs, tmp_path):
+    srv, port, cert, key = renewable_server(live, certs, tmp_path)
     old = tls_ws(live, port)
     assert old.sock.getpeercert(binary_form=True) == der(certs["a"][0])
     assert old.command("/sub news") == "ok sub news"
@@ -188,11 +194,7 @@ def test_reload_swaps_the_certificate_and_keeps_sessions(live, certs, tmp_path):
 
 
 def test_a_failed_reload_keeps_the_certificate_in_use(live, certs, tmp_path):
-    cert, key = tmp_path / "live.pem", tmp_path / "live.key"
-    shutil.copy(certs["a"][0], cert)
-    shutil.copy(certs["a"][1], key)
-    srv = live.server("--tls-cert", cert, "--tls-key", key, "--tls-port", 0)
-    port = srv.stats()["tls_port"]
+    srv, port, cert, _ = renewable_server(live, certs, tmp_path)
     cert.write_text("not a certificate\n")
     srv.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload failed" in srv.stderr(), what="the failed reload")
