@@ -13,6 +13,7 @@
 #include "inbox.h"
 #include "interest.h"
 #include "peers.h"
+#include "poller.h"
 #include "presence.h"
 #include "sendq.h"
 #include "tls.h"
@@ -73,7 +74,8 @@ struct clive_session {
     uint8_t codec_slot;
     bool deflate_out;       /* permessage-deflate: gets the compressed twins of frames */
     uint8_t state;          /* lv_state */
-    uint8_t polling;        /* UV_READABLE/UV_WRITABLE events currently requested */
+    uint8_t polling;        /* UV_READABLE/UV_WRITABLE events currently requested, on
+                             * the loop's epoll set (poller.h: no uv_poll_t per session) */
     bool in_dirty;          /* on loop->dirty, waiting for its flush */
     bool overflowed;        /* queue overflowed: close with 4008 on the deferred pass */
     bool blocked;           /* the last write hit EAGAIN: waiting for UV_WRITABLE */
@@ -92,7 +94,6 @@ struct clive_session {
     bool release_after_flush; /* closed while on the flush list: released by that pass */
     bool in_backlog;        /* on loop->backlog: unparsed input waits for a later turn */
     uint8_t budget;         /* messages it may still have handled this turn */
-    uv_poll_t poll; /* poll.data == this session */
     atomic_uint refs;
     atomic_int shared_state;
     uint64_t id;
@@ -153,6 +154,7 @@ struct lv_loop {
     uv_thread_t thread;
     lv_listener listeners[LV_MAX_LISTENERS];
     unsigned nlisteners;
+    lv_poller poller;      /* the sessions' sockets */
     uv_async_t wake;       /* inbox has items, or shutdown */
     uv_prepare_t flush;    /* before the loop blocks: deferred close work, then writes */
     uv_idle_t resume;      /* active while a flush pass is cut short: polls without blocking */
@@ -292,7 +294,12 @@ void lv_loop_free(lv_loop *l);
 
 /* A new connection on fd, from a listener with certificate tls (NULL: plain). */
 void lv_session_open_fd(lv_loop *l, int fd, clive_tls *tls);
-void lv_session_on_poll(uv_poll_t *handle, int status, int events);
+/* Readiness of a session's socket (poller.c): status < 0 on a socket error, else libuv's
+ * event bits. */
+void lv_session_on_poll(clive_session *s, int status, int events);
+/* Closes a finished session's socket and drops the loop's reference (poller.c reaps
+ * finished sessions outside their callbacks). */
+void lv_session_closed(clive_session *s);
 /* Queues a frame under the session's limits (taking a reference); an overflow marks the
  * session for closing. Loop thread. */
 void lv_session_enqueue(clive_session *s, clive_frame *f);
