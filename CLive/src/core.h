@@ -94,14 +94,21 @@ struct clive_session {
     bool release_after_flush; /* closed while on the flush list: released by that pass */
     bool in_backlog;        /* on loop->backlog: unparsed input waits for a later turn */
     uint8_t budget;         /* messages it may still have handled this turn */
+    /* The fields under 8 bytes sit together here, so that the struct has no padding
+     * holes: every idle connection carries one (docs/CORE.md, "Memory per idle session"). */
     atomic_uint refs;
     atomic_int shared_state;
+    lv_pmd pmd;                 /* permessage-deflate as agreed in the handshake */
+    /* close details for on_close (and close_reason below) */
+    uint16_t close_code;
+    uint8_t close_kind;
+    uint8_t close_reason_len;
+    /* request head, then input not parsed yet: bytes pipelined behind the head, or what a
+     * turn's message budget left over (the backlog); freed once parsed (head, below) */
+    uint32_t head_len, head_cap;
+    uint32_t head_scanned;
     uint64_t id;
     _Atomic(void *) user;
-    /* close details for on_close */
-    uint8_t close_kind;
-    uint16_t close_code;
-    uint8_t close_reason_len;
     char *close_reason; /* allocated only when a close has a reason: idle sessions are small */
     uint64_t last_heard_ms; /* loop time of the last byte read */
     uint64_t tokens;        /* rate limit: thousandths of a message the session may send */
@@ -113,14 +120,9 @@ struct clive_session {
     clive_session *backlog_next;       /* the loop's list of sessions with input left over */
     struct lv_peer *peer;              /* its address's count (max_sessions_per_ip), or NULL */
     clive_frame *upgrade_reply; /* the 101 response, built with the request, sent on accept */
-    /* request head, then input not parsed yet: bytes pipelined behind the head, or what a
-     * turn's message budget left over (the backlog); freed once parsed */
-    char *head;
-    uint32_t head_len, head_cap;
-    size_t head_scanned;
+    char *head;                 /* the request head, then unparsed input (head_len above) */
     /* frames in */
     lv_frame_parser parser;
-    lv_pmd pmd;                 /* permessage-deflate as agreed in the handshake */
     struct z_stream_s *zin;     /* only when the client keeps its context: its inflater */
     lv_tls_conn *tls;           /* on a TLS listener: its SSL state; NULL: plain TCP */
     uint8_t *msg; /* a data message being reassembled */

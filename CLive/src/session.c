@@ -286,7 +286,9 @@ static void on_request_bytes(clive_session *s, const uint8_t *data, size_t n) {
         s->head_len -= 2;
         s->head_scanned = 0;
     }
-    size_t end = lv_http_head_end(s->head, s->head_len, &s->head_scanned);
+    size_t scanned = s->head_scanned;
+    size_t end = lv_http_head_end(s->head, s->head_len, &scanned);
+    s->head_scanned = (uint32_t)scanned; /* within head_len */
     if (end == 0 ? s->head_len >= cap : end > cap) {
         reject(s, 431, "request head too large");
         return;
