@@ -13,6 +13,7 @@
 #include "inbox.h"
 #include "interest.h"
 #include "peers.h"
+#include "poller.h"
 #include "presence.h"
 #include "sendq.h"
 #include "tls.h"
@@ -73,7 +74,8 @@ struct clive_session {
     uint8_t codec_slot;
     bool deflate_out;       /* permessage-deflate: gets the compressed twins of frames */
     uint8_t state;          /* lv_state */
-    uint8_t polling;        /* UV_READABLE/UV_WRITABLE events currently requested */
+    uint8_t polling;        /* UV_READABLE/UV_WRITABLE events currently requested, on
+                             * the loop's epoll set (poller.h: no uv_poll_t per session) */
     bool in_dirty;          /* on loop->dirty, waiting for its flush */
     bool overflowed;        /* queue overflowed: close with 4008 on the deferred pass */
     bool blocked;           /* the last write hit EAGAIN: waiting for UV_WRITABLE */
@@ -92,15 +94,21 @@ struct clive_session {
     bool release_after_flush; /* closed while on the flush list: released by that pass */
     bool in_backlog;        /* on loop->backlog: unparsed input waits for a later turn */
     uint8_t budget;         /* messages it may still have handled this turn */
-    uv_poll_t poll; /* poll.data == this session */
+    /* The fields under 8 bytes sit together here, so that the struct has no padding
+     * holes: every idle connection carries one (docs/CORE.md, "Memory per idle session"). */
     atomic_uint refs;
     atomic_int shared_state;
+    lv_pmd pmd;                 /* permessage-deflate as agreed in the handshake */
+    /* close details for on_close (and close_reason below) */
+    uint16_t close_code;
+    uint8_t close_kind;
+    uint8_t close_reason_len;
+    /* request head, then input not parsed yet: bytes pipelined behind the head, or what a
+     * turn's message budget left over (the backlog); freed once parsed (head, below) */
+    uint32_t head_len, head_cap;
+    uint32_t head_scanned;
     uint64_t id;
     _Atomic(void *) user;
-    /* close details for on_close */
-    uint8_t close_kind;
-    uint16_t close_code;
-    uint8_t close_reason_len;
     char *close_reason; /* allocated only when a close has a reason: idle sessions are small */
     uint64_t last_heard_ms; /* loop time of the last byte read */
     uint64_t tokens;        /* rate limit: thousandths of a message the session may send */
@@ -112,14 +120,9 @@ struct clive_session {
     clive_session *backlog_next;       /* the loop's list of sessions with input left over */
     struct lv_peer *peer;              /* its address's count (max_sessions_per_ip), or NULL */
     clive_frame *upgrade_reply; /* the 101 response, built with the request, sent on accept */
-    /* request head, then input not parsed yet: bytes pipelined behind the head, or what a
-     * turn's message budget left over (the backlog); freed once parsed */
-    char *head;
-    uint32_t head_len, head_cap;
-    size_t head_scanned;
+    char *head;                 /* the request head, then unparsed input (head_len above) */
     /* frames in */
     lv_frame_parser parser;
-    lv_pmd pmd;                 /* permessage-deflate as agreed in the handshake */
     struct z_stream_s *zin;     /* only when the client keeps its context: its inflater */
     lv_tls_conn *tls;           /* on a TLS listener: its SSL state; NULL: plain TCP */
     uint8_t *msg; /* a data message being reassembled */
@@ -153,6 +156,7 @@ struct lv_loop {
     uv_thread_t thread;
     lv_listener listeners[LV_MAX_LISTENERS];
     unsigned nlisteners;
+    lv_poller poller;      /* the sessions' sockets */
     uv_async_t wake;       /* inbox has items, or shutdown */
     uv_prepare_t flush;    /* before the loop blocks: deferred close work, then writes */
     uv_idle_t resume;      /* active while a flush pass is cut short: polls without blocking */
@@ -292,7 +296,12 @@ void lv_loop_free(lv_loop *l);
 
 /* A new connection on fd, from a listener with certificate tls (NULL: plain). */
 void lv_session_open_fd(lv_loop *l, int fd, clive_tls *tls);
-void lv_session_on_poll(uv_poll_t *handle, int status, int events);
+/* Readiness of a session's socket (poller.c): status < 0 on a socket error, else libuv's
+ * event bits. */
+void lv_session_on_poll(clive_session *s, int status, int events);
+/* Closes a finished session's socket and drops the loop's reference (poller.c reaps
+ * finished sessions outside their callbacks). */
+void lv_session_closed(clive_session *s);
 /* Queues a frame under the session's limits (taking a reference); an overflow marks the
  * session for closing. Loop thread. */
 void lv_session_enqueue(clive_session *s, clive_frame *f);

@@ -50,7 +50,7 @@ void lv_loop_mark_dirty(clive_session *s) {
     if (s->in_dirty) return;
     /* No reference is taken (that would be two atomic operations per subscriber per turn
      * in a fanout): a session closed while on this list keeps its memory until the flush
-     * pass has seen it (on_poll_closed in session.c). */
+     * pass has seen it (lv_session_closed in session.c). */
     s->in_dirty = true;
     s->dirty_next = NULL;
     lv_loop *l = s->loop;
@@ -410,6 +410,7 @@ void lv_loop_maybe_stop(lv_loop *l) {
     uv_close((uv_handle_t *)&l->presence_timer, on_handle_closed);
     uv_close((uv_handle_t *)&l->throttle_timer, on_handle_closed);
     uv_close((uv_handle_t *)&l->listen_timer, on_handle_closed);
+    lv_poller_close(&l->poller);
 }
 
 static void thread_main(void *arg) {
@@ -418,6 +419,9 @@ static void thread_main(void *arg) {
     uv_run(&l->uv, UV_RUN_DEFAULT);
     /* Sessions closed during the last turn may still have close callbacks to run. */
     uv_run(&l->uv, UV_RUN_NOWAIT);
+    /* Sessions finished in the last turn: their sockets close, their references drop
+     * (onto the flush list's, below, for those still on it). */
+    lv_poller_free(&l->poller);
     /* The deferred and flush passes no longer run: drop their references. */
     while (l->deferred) {
         clive_session *s = l->deferred;
@@ -441,6 +445,7 @@ static void thread_main(void *arg) {
 int lv_loop_init(lv_loop *l, clive_server *server, unsigned index) {
     l->server = server;
     l->index = index;
+    l->poller.epfd = -1;
     for (unsigned i = 0; i < LV_MAX_LISTENERS; i++) {
         l->listeners[i].fd = -1;
         l->listeners[i].loop = l;
@@ -476,6 +481,7 @@ static unsigned sweep_interval(const clive_options *o) {
 int lv_loop_start(lv_loop *l) {
     if (uv_loop_init(&l->uv) != 0) return CLIVE_ESYS;
     l->uv.data = l;
+    if (lv_poller_init(&l->poller, &l->uv) != 0) return CLIVE_ESYS;
     uv_async_init(&l->uv, &l->wake, on_wake);
     l->wake.data = l;
     uv_prepare_init(&l->uv, &l->flush);
@@ -519,6 +525,7 @@ void lv_loop_free(lv_loop *l) {
     l->gather = NULL;
     lv_zloop_free(l->zlib);
     l->zlib = NULL;
+    lv_poller_free(&l->poller);
     free(l->tls_io.out);
     l->tls_io.out = NULL;
     free(l->tls_plain);

@@ -41,6 +41,17 @@ int lv_sendq_iov(const lv_sendq *q, struct iovec *iov, int max) {
     return n;
 }
 
+/* An empty queue gives its storage back: an idle session holds no ring (the upgrade's 101
+ * response alone left a 64-byte ring on every idle session), and the next push makes one
+ * again, from the allocator's per-thread cache. */
+static void release_if_empty(lv_sendq *q) {
+    if (q->count > 0 || q->slots == NULL) return;
+    free(q->slots);
+    q->slots = NULL;
+    q->cap = 0;
+    q->head = 0;
+}
+
 uint32_t lv_sendq_consume(lv_sendq *q, size_t written) {
     uint32_t done = 0;
     q->bytes -= written;
@@ -60,6 +71,7 @@ uint32_t lv_sendq_consume(lv_sendq *q, size_t written) {
         clive_frame_release(f);
     }
     /* Zero-length frames never occur (every frame has a header), so nothing lingers. */
+    release_if_empty(q);
     return done;
 }
 
@@ -82,6 +94,7 @@ void lv_sendq_drop(lv_sendq *q) {
         clive_frame_release(q->slots[last]);
         q->count--;
     }
+    release_if_empty(q);
 }
 
 void lv_sendq_free(lv_sendq *q) {

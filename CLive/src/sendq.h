@@ -5,8 +5,8 @@
  * reach the loop through its lock-free MPSC inbox (inbox.h) and are pushed here by the
  * loop. This keeps the per-delivery cost of a fanout at a pointer store and a count.
  *
- * Storage is allocated on the first push (an idle session costs nothing here) and grows
- * by doubling up to the count limit. */
+ * Storage is allocated on the first push, grows by doubling up to the count limit, and is
+ * freed whenever the queue drains (an idle session costs nothing here). */
 #ifndef LIVE_SENDQ_H
 #define LIVE_SENDQ_H
 
@@ -38,8 +38,8 @@ int lv_sendq_push_force(lv_sendq *q, clive_frame *frame);
 /* Fills at most max iovecs with the queued bytes, oldest first. Returns how many. */
 int lv_sendq_iov(const lv_sendq *q, struct iovec *iov, int max);
 
-/* Marks `written` bytes as sent: releases the frames now fully written. Returns how
- * many frames were completed. */
+/* Marks `written` bytes as sent: releases the frames now fully written (and the storage
+ * once none is left). Returns how many frames were completed. */
 uint32_t lv_sendq_consume(lv_sendq *q, size_t written);
 
 /* The sequence number the next pushed frame gets. */

@@ -54,10 +54,7 @@ static int wanted_events(const clive_session *s) {
 
 static void set_polling(clive_session *s, int events) {
     if (events == s->polling || s->state == LV_DONE) return;
-    if (events == 0)
-        uv_poll_stop(&s->poll);
-    else
-        uv_poll_start(&s->poll, events, lv_session_on_poll);
+    lv_poller_modify(&s->loop->poller, s->fd, s, events);
     s->polling = (uint8_t)events;
 }
 
@@ -88,7 +85,7 @@ void lv_session_open_fd(lv_loop *l, int fd, clive_tls *tls) {
     unsigned n = atomic_fetch_add(&srv->connections, 1) + 1;
     clive_session *s = calloc(1, sizeof *s);
     if (s && tls) s->tls = ensure_tls_buffers(l) ? lv_tls_conn_new(tls, &l->tls_io) : NULL;
-    if (s == NULL || (tls && s->tls == NULL) || uv_poll_init(&l->uv, &s->poll, fd) != 0) {
+    if (s == NULL || (tls && s->tls == NULL) || lv_poller_add(&l->poller, fd, s, UV_READABLE) != 0) {
         if (s) lv_tls_conn_free(s->tls);
         free(s);
         close(fd);
@@ -97,7 +94,7 @@ void lv_session_open_fd(lv_loop *l, int fd, clive_tls *tls) {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    s->poll.data = s;
+    s->polling = UV_READABLE; /* lv_poller_add */
     s->loop = l;
     atomic_init(&s->refs, 1); /* the loop's, dropped when the socket is closed */
     atomic_init(&s->shared_state, LV_SHARED_PENDING);
@@ -124,7 +121,6 @@ void lv_session_open_fd(lv_loop *l, int fd, clive_tls *tls) {
             s->peer = lv_peers_add(&srv->peers, &ss, srv->options.max_sessions_per_ip, &over);
         s->over_ip_limit = over;
     }
-    set_polling(s, UV_READABLE);
 }
 
 static void format_remote(int fd, char *out, size_t cap) {
@@ -290,7 +286,9 @@ static void on_request_bytes(clive_session *s, const uint8_t *data, size_t n) {
         s->head_len -= 2;
         s->head_scanned = 0;
     }
-    size_t end = lv_http_head_end(s->head, s->head_len, &s->head_scanned);
+    size_t scanned = s->head_scanned;
+    size_t end = lv_http_head_end(s->head, s->head_len, &scanned);
+    s->head_scanned = (uint32_t)scanned; /* within head_len */
     if (end == 0 ? s->head_len >= cap : end > cap) {
         reject(s, 431, "request head too large");
         return;
@@ -653,8 +651,7 @@ static void on_readable_tls(clive_session *s) {
     }
 }
 
-void lv_session_on_poll(uv_poll_t *handle, int status, int events) {
-    clive_session *s = handle->data;
+void lv_session_on_poll(clive_session *s, int status, int events) {
     if (status < 0) {
         lost(s);
         return;
@@ -1154,8 +1151,7 @@ void lv_session_sweep(clive_session *s, uint64_t now) {
     }
 }
 
-static void on_poll_closed(uv_handle_t *handle) {
-    clive_session *s = handle->data;
+void lv_session_closed(clive_session *s) {
     close(s->fd);
     /* freed here, not in lv_session_finish: a finish can happen inside an SSL call */
     lv_tls_conn_free(s->tls);
@@ -1179,15 +1175,14 @@ void lv_session_finish(clive_session *s) {
     atomic_compare_exchange_strong(&s->shared_state, &pending, LV_SHARED_CLOSED);
     atomic_compare_exchange_strong(&s->shared_state, &open, LV_SHARED_CLOSED);
     if (s->request_seen && !s->close_notified) notify_close(s);
-    uv_poll_stop(&s->poll);
     s->state = LV_DONE;
-    uv_close((uv_handle_t *)&s->poll, on_poll_closed);
     if (s->prev)
         s->prev->next = s->next;
     else
         l->sessions = s->next;
     if (s->next) s->next->prev = s->prev;
     s->prev = s->next = NULL;
+    lv_poller_remove(&l->poller, s); /* the socket is closed when reaped: lv_session_closed */
     lv_count(&l->counters.connections, -1);
     atomic_fetch_sub(&l->server->connections, 1);
     if (s->peer) lv_peers_remove(&l->server->peers, s->peer);

@@ -15,8 +15,18 @@ public struct Meta: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 
     /// Sorted by key, each key once. Every session holds a `Meta` for its whole life, and
     /// a typical one has one to five entries: a sorted array is one small allocation where
-    /// a hash table takes about twice the memory, and a lookup in it is as quick.
-    private var entries: [Entry]
+    /// a hash table takes about twice the memory, and a lookup in it is as quick. The most
+    /// common meta of all, one entry (a user id, a display name), is kept inline: no
+    /// allocation at all (docs/CORE.md, "Memory per idle session"). Always normalised (no
+    /// entry: `.none`, one: `.one`, more: `.many`), so that the synthesised `==` and `hash`
+    /// compare contents.
+    private var storage: Storage
+
+    private enum Storage: Sendable, Hashable {
+        case none
+        case one(Entry)
+        case many([Entry])
+    }
 
     private struct Entry: Sendable, Hashable {
         var key: String
@@ -25,11 +35,19 @@ public struct Meta: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 
     /// The entries as a dictionary (built on each call).
     public var values: [String: Value] {
-        Dictionary(uniqueKeysWithValues: entries.lazy.map { ($0.key, $0.value) })
+        switch storage {
+        case .none: return [:]
+        case .one(let e): return [e.key: e.value]
+        case .many(let entries): return Dictionary(uniqueKeysWithValues: entries.lazy.map { ($0.key, $0.value) })
+        }
     }
 
     public init(_ values: [String: Value] = [:]) {
-        entries = values.map { Entry(key: $0.key, value: $0.value) }.sorted { $0.key < $1.key }
+        switch values.count {
+        case 0: storage = .none
+        case 1: storage = .one(Entry(key: values.first!.key, value: values.first!.value))
+        default: storage = .many(values.map { Entry(key: $0.key, value: $0.value) }.sorted { $0.key < $1.key })
+        }
     }
 
     public init(dictionaryLiteral elements: (String, Value)...) {
@@ -37,16 +55,21 @@ public struct Meta: Sendable, Hashable, ExpressibleByDictionaryLiteral {
     }
 
     public subscript(key: String) -> Value? {
-        // binary search: the array is sorted by key
-        var low = 0
-        var high = entries.count
-        while low < high {
-            let mid = (low + high) / 2
-            let k = entries[mid].key
-            if k == key { return entries[mid].value }
-            if k < key { low = mid + 1 } else { high = mid }
+        switch storage {
+        case .none: return nil
+        case .one(let e): return e.key == key ? e.value : nil
+        case .many(let entries):
+            // binary search: the array is sorted by key
+            var low = 0
+            var high = entries.count
+            while low < high {
+                let mid = (low + high) / 2
+                let k = entries[mid].key
+                if k == key { return entries[mid].value }
+                if k < key { low = mid + 1 } else { high = mid }
+            }
+            return nil
         }
-        return nil
     }
 
     public func string(_ key: String) -> String? {

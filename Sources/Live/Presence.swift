@@ -118,9 +118,13 @@ extension ServerCore {
     func presenceJSON(_ ids: ArraySlice<UInt64>, withPublicField: Bool) -> [UInt8] {
         let field = withPublicField ? options.presence?.publicField : nil
         let maxValueBytes = max(0, options.presence?.maxPublicFieldBytes ?? 0)
-        let values = field == nil ? [:] : publicValues.withLock { v in
-            Dictionary(uniqueKeysWithValues: ids.compactMap { id in v[id].map { (id, $0) } })
-        }
+        // leave events list ids only, so a session gone from `sessions` needs no value
+        let values = field.map { field in
+            sessions.withLock { v in
+                Dictionary(ids.compactMap { id in v[id]?.meta[field].map { (id, $0.description) } },
+                           uniquingKeysWith: { first, _ in first })
+            }
+        } ?? [:]
         var out: [UInt8] = [UInt8(ascii: "[")]
         for (i, id) in ids.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }

@@ -25,9 +25,9 @@ final class ServerCore: @unchecked Sendable {
     /// Open sessions per codec slot, so a publish encodes only for codecs in use.
     let sessionsPerSlot: [Counter]
     let skippedEncodes = Atomic<Int>(0)
-    /// Public presence values (`PresenceOptions.publicField`) of open sessions, by id.
-    let publicValues = Locked<[UInt64: String]>([:])
-    /// Sessions from accept to on_close, by id (`Server.session(id:)`).
+    /// Sessions from accept to on_close, by id (`Server.session(id:)`, and the public
+    /// presence values, `PresenceOptions.publicField`, read from their meta: a second table
+    /// of those was 40 bytes per idle session).
     let sessions = Locked<[UInt64: Session]>([:])
     /// Set by `shutdown()`: publishes and broadcasts then throw `SessionError.closed`
     /// without encoding anything.
@@ -204,11 +204,8 @@ final class ServerCore: @unchecked Sendable {
     /// Attaches a `Session` and accepts the upgrade. Any thread.
     func accept(_ handle: OpaquePointer, meta: Meta, slot: Int, remoteAddress: String = "",
                 requestedAt: ContinuousClock.Instant? = nil) {
-        let session = Session(handle: handle, core: self, meta: meta, codec: codecs[slot], codecSlot: slot,
+        let session = Session(handle: handle, core: self, meta: meta, codecs: codecs, codecSlot: slot,
                               remoteAddress: remoteAddress)
-        if let field = options.presence?.publicField, let value = meta[field] {
-            publicValues.withLock { $0[clive_session_id(handle)] = value.description }
-        }
         sessionsPerSlot[slot].value.add(1, ordering: .relaxed)
         sessions.withLock { $0[clive_session_id(handle)] = session }
         clive_session_set_user(handle, Unmanaged.passRetained(session).toOpaque())
@@ -228,10 +225,6 @@ final class ServerCore: @unchecked Sendable {
     func forget(_ session: Session) {
         let id = clive_session_id(session.handle)
         sessionsPerSlot[session.codecSlot].value.subtract(1, ordering: .relaxed)
-        if options.presence?.publicField != nil {
-            // leave events list ids only, so the value is not needed any more
-            _ = publicValues.withLock { $0.removeValue(forKey: id) }
-        }
         _ = sessions.withLock { $0.removeValue(forKey: id) }
     }
 

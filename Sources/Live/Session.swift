@@ -13,9 +13,14 @@ public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomS
     /// What `onAuth` returned.
     public let meta: Meta
     /// The subprotocol agreed in the handshake, which names the session's codec.
-    public let subprotocol: String?
+    public var subprotocol: String? { clive_session_subprotocol(handle) >= 0 ? codec.name : nil }
     /// The codec this session's frames are decoded and encoded with.
-    public let codec: any Codec
+    public var codec: any Codec { codecs[Int(slot)] }
+
+    // Every idle connection holds one of these for its whole life, so its stored fields are
+    // kept few and small (docs/CORE.md, "Memory per idle session"): the codec is the
+    // server's shared table (one pointer) and a slot, not an existential of its own, and
+    // the subprotocol is derived from them.
 
     // The C session, retained for as long as this object lives: @unchecked Sendable is
     // sound because every clive_session function used here may be called from any thread.
@@ -24,12 +29,16 @@ public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomS
     /// the handlers live in the server's options, so a strong reference here would keep a
     /// dropped server alive through its own sessions.
     weak var core: ServerCore?
-    let codecSlot: Int
+    /// The server's codec table (its storage is shared, not copied).
+    private let codecs: [any Codec]
     let decodeFailure = Mutex<String?>(nil)
     /// The client's address, for logs.
     let remoteAddress: String
+    /// The core's codec slot (it has at most 255 codecs: a uint8_t in the C session).
+    private let slot: UInt8
+    var codecSlot: Int { Int(slot) }
 
-    init(handle: OpaquePointer, core: ServerCore, meta: Meta, codec: any Codec, codecSlot: Int,
+    init(handle: OpaquePointer, core: ServerCore, meta: Meta, codecs: [any Codec], codecSlot: Int,
          remoteAddress: String = "") {
         self.remoteAddress = remoteAddress
         clive_session_retain(handle)
@@ -37,10 +46,8 @@ public final class Session: @unchecked Sendable, Hashable, Identifiable, CustomS
         self.core = core
         self.id = core.publicID(clive_session_id(handle))
         self.meta = meta
-        let index = clive_session_subprotocol(handle)
-        self.subprotocol = index >= 0 ? codec.name : nil
-        self.codec = codec
-        self.codecSlot = codecSlot
+        self.codecs = codecs
+        self.slot = UInt8(codecSlot)
     }
 
     deinit { clive_session_release(handle) }

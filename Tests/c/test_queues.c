@@ -92,6 +92,10 @@ static void test_sendq_limits_and_partial_writes(void) {
     CHECK_INT(lv_sendq_consume(&q, 51), 1);
     CHECK_INT(q.count, 0);
     CHECK_INT(atomic_load(&f->refs), 1);
+    /* a drained queue holds no storage (idle sessions), and takes frames again */
+    CHECK(q.slots == NULL);
+    CHECK_INT(q.cap, 0);
+    CHECK_INT(q.head_seq, 2); /* two written; the dropped three never got a number */
     /* byte limit; a frame into an empty queue always fits */
     clive_frame *big = frame_of(5000);
     clive_frame_retain(big);
